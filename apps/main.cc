@@ -1,0 +1,41 @@
+// `bitnet`: one binary that loads, converts, diagnoses, benchmarks and serves ternary LLMs.
+// Errors from bad input are caught here and printed as one line; the exit code is non-zero.
+#include <cstdio>
+
+#include "bitnet/base/error.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"bitnet: inference engine for ternary (1.58-bit) language models", "bitnet"};
+  app.set_version_flag("--version", BITNET_VERSION);
+  app.require_subcommand(1);
+  struct Entry {
+    CLI::App* sub;
+    bitnet::cli::Action action;
+  };
+  std::vector<Entry> entries;
+  auto add = [&](const char* name, const char* help, bitnet::cli::Action (*reg)(CLI::App&)) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    entries.push_back({sub, reg(*sub)});
+  };
+  add("inspect", "Show a GGUF file's header, hyperparameters, tokenizer and tensors", bitnet::cli::register_inspect);
+  add("validate", "Check model files for missing tensors, bad shapes, implausible values", bitnet::cli::register_validate);
+  add("synth", "Write a synthetic BitNet-shaped GGUF model for tests and benchmarks", bitnet::cli::register_synth);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const Entry& e : entries)
+      if (e.sub->parsed()) return e.action();
+  } catch (const bitnet::Error& e) {
+    std::fprintf(stderr, "bitnet: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "bitnet: error: out of memory\n");
+    return 1;
+  }
+  return 0;
+}

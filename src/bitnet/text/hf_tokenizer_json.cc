@@ -1,0 +1,180 @@
+#include "bitnet/text/hf_tokenizer_json.h"
+
+#include <climits>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "bitnet/base/error.h"
+#include "bitnet/base/utf8.h"
+
+namespace bitnet {
+namespace {
+
+using nlohmann::json;
+
+// The LLaMA-3 regex exactly as tokenizer.json spells it.
+constexpr std::string_view kLlama3Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("cannot open '{}'", path.string());
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) fail("cannot read '{}'", path.string());
+  return ss.str();
+}
+
+// Visits a pre-tokenizer node and its Sequence children.
+template <typename F>
+void for_each_pretokenizer(const json& node, F&& f) {
+  if (!node.is_object()) return;
+  f(node);
+  if (node.value("type", "") == "Sequence" && node.contains("pretokenizers")) {
+    for (const json& child : node.at("pretokenizers")) for_each_pretokenizer(child, f);
+  }
+}
+
+// tokenizer_config.json token fields are a string or an AddedToken object {"content": ...}.
+std::string config_token_text(const json& config, const char* key) {
+  if (!config.contains(key)) return {};
+  const json& v = config.at(key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content")) return v.at("content").get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::string_view config_json,
+                                       std::string_view source) {
+  VocabData v;
+  try {
+    const json j = json::parse(tokenizer_json);
+    const json& model = j.at("model");
+    const std::string type = model.value("type", "BPE");
+
+    bool byte_level = false;
+    std::string split_regex;
+    bool gpt2_regex = false;
+    if (j.contains("pre_tokenizer")) {
+      for_each_pretokenizer(j.at("pre_tokenizer"), [&](const json& p) {
+        const std::string t = p.value("type", "");
+        if (t == "ByteLevel") {
+          byte_level = true;
+          gpt2_regex = gpt2_regex || p.value("use_regex", true);
+        } else if (t == "Split" && p.contains("pattern") && p.at("pattern").contains("Regex")) {
+          split_regex = p.at("pattern").at("Regex").get<std::string>();
+        }
+      });
+    }
+    if (type != "BPE" || !byte_level) {
+      fail("{}: model type '{}'{} is not supported; only byte-level BPE tokenizers are", source, type,
+           byte_level ? "" : " without a ByteLevel pre-tokenizer");
+    }
+    v.model = "gpt2";
+    if (split_regex == kLlama3Regex) {
+      v.pre = "llama-bpe";
+    } else if (split_regex.empty() && gpt2_regex) {
+      v.pre = "gpt2";
+    } else {
+      fail("{}: pre-tokenizer regex '{}' is not supported (only the LLaMA-3 one is)", source,
+           escape_for_message(split_regex, 200));
+    }
+
+    // Vocabulary, then added tokens on top (they may extend it or restate entries of it).
+    // Ids should be dense; a few holes are padded, a wild id is refused rather than allocated for.
+    const json& added = j.contains("added_tokens") ? j.at("added_tokens") : json::array();
+    const int64_t id_limit = static_cast<int64_t>(model.at("vocab").size() + added.size()) + 65536;
+    std::vector<bool> present;
+    const auto place = [&](int64_t id, const std::string& text, TokenType t) {
+      if (id < 0 || id >= id_limit) {
+        fail("{}: token '{}' has id {}, outside [0, {}) for {} vocabulary entries", source,
+             escape_for_message(text), id, id_limit, id_limit - 65536);
+      }
+      const auto i = static_cast<size_t>(id);
+      if (i >= v.tokens.size()) {
+        v.tokens.resize(i + 1);
+        v.token_types.resize(i + 1, static_cast<int32_t>(TokenType::kUnused));
+        present.resize(i + 1, false);
+      }
+      if (present[i] && v.tokens[i] != text) {
+        fail("{}: id {} is given to both '{}' and '{}'", source, id, escape_for_message(v.tokens[i]),
+             escape_for_message(text));
+      }
+      v.tokens[i] = text;
+      v.token_types[i] = static_cast<int32_t>(t);
+      present[i] = true;
+    };
+    for (const auto& [text, id] : model.at("vocab").items())
+      place(id.get<int64_t>(), text, TokenType::kNormal);
+    for (const json& a : added) {
+      place(a.at("id").get<int64_t>(), a.at("content").get<std::string>(),
+            a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
+    }
+    for (size_t i = 0; i < v.tokens.size(); ++i) {
+      if (!present[i]) v.tokens[i] = "[PAD" + std::to_string(i) + "]";  // as llama.cpp's converter
+    }
+
+    for (const json& m : model.at("merges")) {
+      if (m.is_string()) {
+        v.merges.push_back(m.get<std::string>());
+      } else if (m.is_array() && m.size() == 2) {
+        v.merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+      } else {
+        fail("{}: merge #{} is neither \"a b\" nor [\"a\", \"b\"]: {}", source, v.merges.size(), m.dump());
+      }
+    }
+
+    std::unordered_map<std::string, int32_t> ids;  // only for the handful of special-token lookups below
+    for (size_t i = 0; i < v.tokens.size(); ++i) {
+      if (present[i]) ids.emplace(v.tokens[i], static_cast<int32_t>(i));
+    }
+    const auto id_of = [&](const std::string& text) -> int32_t {
+      const auto it = ids.find(text);
+      return it == ids.end() ? -1 : it->second;
+    };
+    const auto first_of = [&](std::initializer_list<const char*> names) {
+      for (const char* n : names) {
+        if (int32_t id = id_of(n); id >= 0) return id;
+      }
+      return -1;
+    };
+
+    v.eot_id = first_of({"<|eot_id|>"});
+    v.eom_id = first_of({"<|eom_id|>"});
+    if (!config_json.empty()) {
+      const json c = json::parse(config_json);
+      v.bos_id = id_of(config_token_text(c, "bos_token"));
+      v.eos_id = id_of(config_token_text(c, "eos_token"));
+      v.unk_id = id_of(config_token_text(c, "unk_token"));
+      v.pad_id = id_of(config_token_text(c, "pad_token"));
+      if (c.contains("add_bos_token") && c.at("add_bos_token").is_boolean())
+        v.add_bos = c.at("add_bos_token").get<bool>();
+      if (c.contains("add_eos_token") && c.at("add_eos_token").is_boolean())
+        v.add_eos = c.at("add_eos_token").get<bool>();
+    } else {
+      v.bos_id = first_of({"<|begin_of_text|>", "<s>", "<|endoftext|>"});
+      v.eos_id = first_of({"<|end_of_text|>", "</s>", "<|endoftext|>"});
+    }
+    v.add_bos = v.add_bos && v.bos_id >= 0;
+  } catch (const json::exception& e) {
+    fail("{}: {}", source, e.what());
+  }
+  return v;
+}
+
+VocabData load_hf_tokenizer_json(const std::filesystem::path& tokenizer_json_path) {
+  const std::string text = read_file(tokenizer_json_path);
+  const std::filesystem::path config_path = tokenizer_json_path.parent_path() / "tokenizer_config.json";
+  std::string config;
+  const bool with_config = std::filesystem::exists(config_path);
+  if (with_config) config = read_file(config_path);
+  return vocab_from_hf_tokenizer_json(
+      text, config, tokenizer_json_path.string() + (with_config ? " (+ tokenizer_config.json)" : ""));
+}
+
+}  // namespace bitnet

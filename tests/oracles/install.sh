@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# install.sh DIR PACKAGE@VERSION...: installs npm packages into DIR once (pinned versions).
+# Exit 77 (the test suite's "skipped") when npm or the registry cannot be reached.
+set -u
+dir=$1; shift
+stamp="$dir/.installed-$(echo "$*" | sed 's/[^A-Za-z0-9.]/_/g')"
+[ -f "$stamp" ] && exit 0
+if ! command -v npm >/dev/null; then echo "SKIP: npm is not installed"; exit 77; fi
+mkdir -p "$dir"
+if ! (cd "$dir" && timeout 300 npm install --no-audit --no-fund --prefix "$dir" -E "$@" >"$dir/npm.log" 2>&1); then
+  echo "SKIP: npm could not install $* (registry unreachable?); see $dir/npm.log"
+  tail -5 "$dir/npm.log"
+  exit 77
+fi
+touch "$stamp"
