@@ -41,7 +41,9 @@ TEST(Synth, SameSeedSameTernaryWeightsInEveryType) {
     for (const GgufTensorInfo& a : ref.file->tensors()) {
       const GgufTensorInfo* b = other.file->tensor(a.name);
       ASSERT_NE(b, nullptr) << a.name;
-      if (a.type == TensorType::I2_S) EXPECT_EQ(b->type, t);
+      if (a.type == TensorType::I2_S) {
+        EXPECT_EQ(b->type, t);
+      }
       EXPECT_EQ(values(a), values(*b)) << a.name << " in " << type_traits(t).name;
     }
   }

@@ -55,8 +55,11 @@ TEST(Validate, RealStatisticsAreClean) {
     const ValidationReport r = m.validate();
     EXPECT_FALSE(r.has(Severity::Error)) << dump(r);
     // The only warning is the missing pre-tokenizer key, as in the official file.
-    for (const Finding& f : r.findings)
-      if (f.severity == Severity::Warning) EXPECT_EQ(f.subject, "tokenizer.ggml.pre") << dump(r);
+    for (const Finding& f : r.findings) {
+      if (f.severity == Severity::Warning) {
+        EXPECT_EQ(f.subject, "tokenizer.ggml.pre") << dump(r);
+      }
+    }
   }
 }
 

@@ -14,10 +14,12 @@ namespace {
 struct ByteSink {
   std::vector<uint8_t> out;
   void write(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    out.insert(out.end(), b, b + n);
+    if (n == 0) return;
+    const size_t old = out.size();
+    out.resize(old + n);
+    std::memcpy(out.data() + old, p, n);
   }
-  void write_zeros(size_t n) { out.insert(out.end(), n, 0); }
+  void write_zeros(size_t n) { out.resize(out.size() + n, 0); }
   uint64_t offset() const { return out.size(); }
 };
 
