@@ -13,6 +13,8 @@ using Action = std::function<int()>;  // exit code
 Action register_inspect(CLI::App& app);
 Action register_validate(CLI::App& app);
 Action register_synth(CLI::App& app);
+Action register_eval(CLI::App& app);
+Action register_tokenize(CLI::App& app);
 
 // $BITNET_SHARED_DATA, else the shared data folder beside the source tree.
 std::string shared_data_dir();

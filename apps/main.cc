@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   };
   add("inspect", "Show a GGUF file's header, hyperparameters, tokenizer and tensors", bitnet::cli::register_inspect);
   add("validate", "Check model files for missing tensors, bad shapes, implausible values", bitnet::cli::register_validate);
+  add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
+  add("eval", "Write the logits of every position of a token list (for comparison with other engines)",
+      bitnet::cli::register_eval);
   add("synth", "Write a synthetic BitNet-shaped GGUF model for tests and benchmarks", bitnet::cli::register_synth);
 
   try {

@@ -91,29 +91,44 @@ export async function openModel({ oracleDir, modelPath, contextSize, threads, ve
   return { nlc, llama, model, context, sequence, loadMs };
 }
 
-// Evaluates `tokens` as one sequence starting at position 0 (nothing is prepended) and returns, for every
-// position i in `wanted` (default: all), llama.cpp's probability distribution of the token after tokens[0..i],
-// as a Map<token, probability>. With the default sampler options (temperature 0: the chain is only
-// `greedy`, which does not touch the logits) node-llama-cpp returns the softmax of the raw logits over the
-// whole vocabulary, computed in float32: p = expf(l - max) / sum_float(expf(l - max)).
-// The sequence's history is cleared first, so each call starts from an empty KV cache.
-export async function evaluateDistributions(sequence, tokens, wanted = null) {
+// Evaluates `tokens` as one sequence starting at position 0 (nothing is prepended) and calls
+// onDist(i, probabilities) for every position i in `wanted` (default: all), where `probabilities` is
+// llama.cpp's distribution of the token that follows tokens[0..i], as a Map<token, probability>.
+// With the default sampler options (temperature 0: the chain is only `greedy`, which does not touch the
+// logits) node-llama-cpp returns the softmax of the raw logits over the whole vocabulary, computed in float32:
+// p = expf(l - max) / sum_float(expf(l - max)).
+// Only positions in `wanted` request outputs, exactly like llama.cpp's own tools mark batch.logits[].
+// The Maps are handed over one at a time and dropped afterwards, so a 128k vocabulary over hundreds of
+// positions does not pile up gigabytes of Maps. The sequence's history is cleared first, so each call starts
+// from an empty KV cache. All tokens go to one llama_decode when batch size >= tokens.length.
+export async function evaluateDistributions(sequence, tokens, wanted, onDist) {
   const want = wanted ?? tokens.map((_, i) => i);
   const wantSet = new Set(want);
+  const seen = new Set();
+  let failure = null;
   await sequence.clearHistory();
-  {
-    const input = tokens.map((t, i) => (wantSet.has(i) ? [t, { generateNext: { probabilities: true } }] : t));
-    const t0 = performance.now();
-    const res = await sequence.controlledEvaluate(input);
-    const evalMs = performance.now() - t0;
-    const dists = new Map();
-    for (const i of want) {
-      const p = res[i]?.next?.probabilities;
-      if (!(p instanceof Map)) throw new Error(`no probabilities returned for position ${i}`);
-      dists.set(i, p);
-    }
-    return { dists, evalMs };
-  }
+  const input = tokens.map((t, i) => (wantSet.has(i) ? [t, { generateNext: { probabilities: true } }] : t));
+  const t0 = performance.now();
+  // node-llama-cpp calls onTokenResult synchronously and swallows what it throws: keep the first error.
+  await sequence.controlledEvaluate(input, {
+    onTokenResult(i, output) {
+      try {
+        const p = output?.next?.probabilities;
+        if (!(p instanceof Map)) throw new Error(`no probabilities returned for position ${i}`);
+        if (seen.has(i)) throw new Error(`position ${i} reported twice`);
+        seen.add(i);
+        if (!failure) onDist(i, p);
+      } catch (e) {
+        failure ??= e;
+      } finally {
+        if (output?.next) delete output.next.probabilities;
+      }
+    },
+  });
+  const evalMs = performance.now() - t0;
+  if (failure) throw failure;
+  for (const i of want) if (!seen.has(i)) throw new Error(`no probabilities returned for position ${i}`);
+  return { evalMs };
 }
 
 export async function closeAll({ llama, model, context, sequence }) {

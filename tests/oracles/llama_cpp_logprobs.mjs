@@ -19,11 +19,12 @@
 //   * the float32 sum s carries a relative error of up to ~n_vocab * 6e-8 in the worst case (typically
 //     ~sqrt(n_vocab) * 6e-8): this is the SAME additive offset on every entry of a row, so differences of
 //     log-probabilities within a row (= logit differences) do not see it;
-//   * where l_j - max < ~-103.9, expf underflows to a float32 subnormal (fewer significant bits) and below
-//     ~-87.3 - 16.6... down to 0 at about -103.97: log p is then inaccurate or -Infinity. Compare such entries
-//     loosely, or compare logit differences only where p_j is a normal float (l_j - max > -87.3).
+//   * where l_j - max < -87.3, expf gives a float32 subnormal (fewer significant bits), and below about
+//     -103.97 it gives 0, so log p is inaccurate there, or -Infinity. Compare such entries loosely, or compare
+//     only entries with l_j - max > -87.3.
+// Full vocabulary at every position: checked (the script fails otherwise). Row i was checked to equal, to
+// ~6e-7, the last-position distribution of evaluating tokens[0..i] alone.
 import { writeFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { parseArgs, parseTokenList, openModel, evaluateDistributions, closeAll } from "./llama_cpp_common.mjs";
 
 const usage = "usage: node llama_cpp_logprobs.mjs ORACLE_DIR MODEL.gguf --tokens 1,2,3 --out OUT.f32 [--threads N] [--json META.json] [--verbose]";
@@ -41,30 +42,33 @@ try {
 
 const tokens = parseTokenList(args.tokens, "--tokens");
 if (tokens.length === 0) { console.error("--tokens is empty"); process.exit(2); }
-const threads = args.threads ?? Math.max(1, cpus().length);
+// One thread by default: results are bitwise the same for 1 and 2 threads, and on a small shared machine
+// ggml's spinning barriers make 2 threads 10-50x slower whenever another process competes for a core.
+const threads = args.threads ?? 1;
 
 let handles = {};
 try {
   handles = await openModel({ oracleDir: args.oracleDir, modelPath: args.model, contextSize: tokens.length, threads, verbose: !!args.verbose });
   const { context, sequence, loadMs } = handles;
-  const { dists, evalMs } = await evaluateDistributions(sequence, tokens);
-
-  const nVocab = dists.get(0).size;
-  for (const t of tokens) if (t >= nVocab) throw new Error(`token ${t} is outside the vocabulary (${nVocab})`);
-  const out = new Float32Array(tokens.length * nVocab);
-  for (let i = 0; i < tokens.length; ++i) {
-    const p = dists.get(i);
-    // The whole vocabulary must be there: a truncated list would mean a sampler (top-k, top-p, ...) ran.
+  let nVocab = 0;
+  let out = null;
+  const { evalMs } = await evaluateDistributions(sequence, tokens, null, (i, p) => {
+    if (out === null) {
+      nVocab = p.size;
+      for (const t of tokens) if (t >= nVocab) throw new Error(`token ${t} is outside the vocabulary (${nVocab})`);
+      out = new Float32Array(tokens.length * nVocab);
+    }
+    // The whole vocabulary must be there: a shorter list would mean a sampler (top-k, top-p, ...) truncated it.
     if (p.size !== nVocab) throw new Error(`position ${i}: ${p.size} probabilities, expected the whole vocabulary (${nVocab})`);
     const row = out.subarray(i * nVocab, (i + 1) * nVocab);
     row.fill(Number.NaN);
     for (const [tok, prob] of p) {
-      if (tok < 0 || tok >= nVocab) throw new Error(`position ${i}: token id ${tok} out of range`);
-      row[tok] = Math.log(prob);
+      if (!(tok >= 0 && tok < nVocab)) throw new Error(`position ${i}: token id ${tok} out of range`);
+      row[tok] = Math.log(prob); // computed in double from the float32 p, then rounded to float32
     }
     if (row.some(Number.isNaN)) throw new Error(`position ${i}: some token ids are missing or probabilities are NaN`);
-  }
-  // Float32Array is in the machine's byte order; every platform node-llama-cpp ships a linux-x64 build for is LE.
+  });
+  // Float32Array uses the machine's byte order; node-llama-cpp's prebuilt binaries are for little-endian CPUs.
   writeFileSync(args.out, new Uint8Array(out.buffer));
   const meta = {
     n_tokens: tokens.length, n_vocab: nVocab, context_size: context.contextSize, threads,

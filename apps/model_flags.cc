@@ -1,0 +1,54 @@
+#include "model_flags.h"
+
+#include <charconv>
+
+#include "bitnet/base/error.h"
+
+namespace bitnet::cli {
+
+void ModelFlags::add(CLI::App& app) {
+  app.add_option("-m,--model", model, "GGUF model file")->required();
+  app.add_option("-c,--ctx-size", n_ctx, "Context size in tokens (0: the model's, at most 4096)")->capture_default_str();
+  app.add_option("-b,--batch-size", n_batch, "Tokens per forward pass while reading a prompt")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("-t,--threads", threads, "Threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+  app.add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--act-quant", act_quant,
+                 "auto: BitNet per-token int8 activations for ternary layers only; per-token: also for F32/F16/BF16 "
+                 "layers (compare formats exactly)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "per-token"}));
+}
+
+SessionOptions ModelFlags::session_options() const {
+  SessionOptions o;
+  if (n_ctx < 0) fail("-c: context size {} is negative", n_ctx);
+  o.n_ctx = n_ctx;
+  o.n_batch = n_batch;
+  o.kv_type = kv_type == "f32" ? KvType::F32 : KvType::F16;
+  o.act_quant = act_quant == "per-token" ? ActQuant::PerToken : ActQuant::Auto;
+  return o;
+}
+
+std::vector<int32_t> parse_token_list(const std::string& text, const char* flag) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string_view item(text.data() + i, j - i);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    int32_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 0)
+      fail("{}: '{}' (item {}) is not a token id", flag, std::string(item), ids.size() + 1);
+    ids.push_back(v);
+    i = j + 1;
+  }
+  if (ids.empty()) fail("{}: no token ids given", flag);
+  return ids;
+}
+
+}  // namespace bitnet::cli

@@ -1,0 +1,28 @@
+// Flags shared by every command that loads a model (declared once here).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "bitnet/engine/session.h"
+
+namespace bitnet::cli {
+
+struct ModelFlags {
+  std::string model;
+  int32_t n_ctx = 0;
+  int32_t n_batch = 512;
+  int32_t threads = 0;
+  std::string kv_type = "f16";
+  std::string act_quant = "auto";
+
+  void add(CLI::App& app);
+  SessionOptions session_options() const;
+};
+
+// "1,2,3" -> ids; Error naming the flag and the bad element.
+std::vector<int32_t> parse_token_list(const std::string& text, const char* flag);
+
+}  // namespace bitnet::cli

@@ -1,0 +1,52 @@
+// Session: a model, its tokenizer, a KV cache and the forward pass for one conversation (sequence slot 0).
+// Commands (run, chat, eval, perplexity, trace) are thin layers over it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/model/forward.h"
+#include "bitnet/model/kv_cache.h"
+#include "bitnet/model/model.h"
+#include "bitnet/text/tokenizer.h"
+
+namespace bitnet {
+
+struct SessionOptions {
+  int32_t n_ctx = 0;  // 0: the model's training context, capped at 4096
+  KvType kv_type = KvType::F16;
+  int32_t n_batch = 512;  // tokens per forward call when evaluating a prompt
+  ActQuant act_quant = ActQuant::Auto;
+};
+
+class Session {
+ public:
+  Session(const std::string& model_path, const SessionOptions& opts);
+
+  const Model& model() const { return *model_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  // Error when the file has no vocabulary. The first call notes on stderr a missing tokenizer.ggml.pre.
+  const Tokenizer& tokenizer() const;
+  int32_t n_ctx() const { return cache_->n_ctx(); }
+  int32_t n_past() const { return n_past_; }
+  int32_t n_vocab() const { return static_cast<int32_t>(model_->config().vocab_size); }
+
+  // Appends tokens to the sequence. Logits of every evaluated position go to `all` ([n][vocab]) when
+  // non-null; the last position's go to `last` when non-null. Error past the context limit.
+  void eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last);
+  // Drops positions >= n (keeps the cached prefix [0, n)).
+  void truncate(int32_t n);
+  void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<Forward> forward_;
+  int32_t n_batch_;
+  int32_t n_past_ = 0;
+  mutable bool pre_noted_ = false;
+};
+
+}  // namespace bitnet

@@ -1,0 +1,224 @@
+#include "bitnet/model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "bitnet/base/error.h"
+#include "bitnet/kernels/kernels.h"
+
+namespace bitnet {
+
+Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch)
+    : m_(model), c_(model.config()), cache_(cache), max_batch_(max_batch) {
+  if (max_batch < 1) fail("batch size {} must be at least 1", max_batch);
+  const size_t B = max_batch, d = c_.dim, qd = size_t(c_.n_heads) * c_.head_dim,
+               kvd = size_t(c_.n_kv_heads) * c_.head_dim, ff = c_.hidden_dim;
+  x_.resize(B * d);
+  xn_.resize(B * std::max(d, qd));
+  q_.resize(B * qd);
+  k_.resize(B * kvd);
+  v_.resize(B * kvd);
+  att_.resize(B * qd);
+  o_.resize(B * d);
+  gate_.resize(B * ff);
+  up_.resize(B * ff);
+  h_.resize(B * ff);
+  scores_.resize(size_t(c_.n_heads) * cache.n_ctx());
+  qx_.resize(B * std::max({d, qd, ff}));
+  act_scale_.resize(B);
+  rope_cos_.resize(B * c_.rope_dim / 2);
+  rope_sin_.resize(B * c_.rope_dim / 2);
+}
+
+void Forward::emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width) {
+  if (!trace_) return;
+  for (int32_t t = 0; t < T; ++t) trace_->on_tensor(name, layer, t, data + t * width, width);
+}
+
+void Forward::linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized) {
+  const bool quantize = L.ternary || m_.act_quant() == ActQuant::PerToken;
+  if (quantize && !reuse_quantized)
+    for (int32_t t = 0; t < T; ++t) act_scale_[t] = kernels::quantize_row_i8(x + t * L.cols, L.cols, &qx_[t * L.cols]);
+  if (L.ternary) {
+    kernels::ternary_gemm_i8(L.tern.codes, L.cols, 0, L.rows, qx_.data(), act_scale_.data(), T, L.tern.scale,
+                             L.tern.block_scales.empty() ? nullptr : L.tern.block_scales.data(), y, L.rows);
+  } else if (quantize) {
+    kernels::float_gemm_i8(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, qx_.data(), act_scale_.data(),
+                           T, y, L.rows);
+  } else {
+    kernels::float_gemm(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, x, T, y, L.rows);
+  }
+  if (L.out_scale != 1.0f)
+    for (int64_t i = 0; i < int64_t(T) * L.rows; ++i) y[i] *= L.out_scale;
+}
+
+void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
+  const int32_t T = static_cast<int32_t>(batch.size());
+  if (T == 0) return;
+  if (T > max_batch_) fail("batch of {} tokens exceeds the maximum {}", T, max_batch_);
+  for (const BatchToken& b : batch) {
+    if (b.seq < 0 || b.seq >= cache_.n_seq()) fail("sequence slot {} does not exist", b.seq);
+    if (b.pos < 0 || b.pos >= cache_.n_ctx())
+      fail("position {} is outside the context of {} tokens (-c)", b.pos, cache_.n_ctx());
+    if (b.token < 0 || b.token >= static_cast<int32_t>(c_.vocab_size))
+      fail("token id {} is outside the vocabulary of {} tokens", b.token, c_.vocab_size);
+  }
+  const int64_t d = c_.dim;
+
+  // Embedding lookup (no scaling), then the rotary angles of each token's position.
+  for (int32_t t = 0; t < T; ++t)
+    kernels::dequantize_row(m_.token_embd.type, m_.token_embd.data + size_t(batch[t].token) * m_.token_embd.row_bytes,
+                            d, &x_[t * d]);
+  emit("inp_embd", -1, x_.data(), T, d);
+  const int half = c_.rope_dim / 2;
+  for (int32_t t = 0; t < T; ++t)
+    for (int i = 0; i < half; ++i) {
+      const double theta = batch[t].pos * std::pow(static_cast<double>(c_.rope_theta), -2.0 * i / c_.rope_dim);
+      rope_cos_[t * half + i] = static_cast<float>(std::cos(theta));
+      rope_sin_[t * half + i] = static_cast<float>(std::sin(theta));
+    }
+
+  for (int l = 0; l < static_cast<int>(c_.n_layers); ++l) layer(l, batch);
+  for (const BatchToken& b : batch) cache_.set_length(b.seq, std::max(cache_.length(b.seq), b.pos + 1));
+
+  // Final norm and LM head for the tokens that want logits.
+  const int64_t V = c_.vocab_size;
+  size_t row = 0;
+  for (int32_t t = 0; t < T; ++t) {
+    if (!batch[t].logits) continue;
+    float* xn = &xn_[t * d];
+    kernels::rmsnorm(&x_[t * d], m_.output_norm, d, c_.norm_eps, xn);
+    if (trace_) trace_->on_tensor("result_norm", -1, t, xn, d);
+    float* out = logits + row * V;
+    kernels::float_gemm(m_.output.type, m_.output.data, m_.output.row_bytes, d, 0, V, xn, 1, out, V);
+    if (trace_) trace_->on_tensor("result_output", -1, t, out, V);
+    ++row;
+  }
+}
+
+void Forward::layer(int l, const std::vector<BatchToken>& batch) {
+  const LayerWeights& L = m_.layers[l];
+  const int32_t T = static_cast<int32_t>(batch.size());
+  const int64_t d = c_.dim, qd = int64_t(c_.n_heads) * c_.head_dim, ff = c_.hidden_dim;
+
+  // Attention block: h = RMSNorm(x); q,k,v = BitLinear(h); rotate q,k; attend; sub-norm; x += W_o a.
+  for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&x_[t * d], L.attn_norm, d, c_.norm_eps, &xn_[t * d]);
+  emit("attn_norm", l, xn_.data(), T, d);
+  linear(L.wq, xn_.data(), T, q_.data());
+  linear(L.wk, xn_.data(), T, k_.data(), /*reuse_quantized=*/L.wq.ternary && L.wk.ternary);
+  linear(L.wv, xn_.data(), T, v_.data(), /*reuse_quantized=*/L.wq.ternary && L.wv.ternary);
+  attention(l, batch);
+  const float* a = att_.data();
+  if (L.attn_sub_norm) {
+    for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&att_[t * qd], L.attn_sub_norm, qd, c_.norm_eps, &xn_[t * qd]);
+    emit("attn_sub_norm", l, xn_.data(), T, qd);
+    a = xn_.data();
+  }
+  linear(L.wo, a, T, o_.data());
+  emit("attn_out", l, o_.data(), T, d);
+  for (int64_t i = 0; i < T * d; ++i) x_[i] += o_[i];
+  emit("ffn_inp", l, x_.data(), T, d);
+
+  // Feed-forward block: h = RMSNorm(x); f = act(W_gate h) * (W_up h); sub-norm; x += W_down f.
+  for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&x_[t * d], L.ffn_norm, d, c_.norm_eps, &xn_[t * d]);
+  emit("ffn_norm", l, xn_.data(), T, d);
+  linear(L.w_gate, xn_.data(), T, gate_.data());
+  linear(L.w_up, xn_.data(), T, up_.data(), /*reuse_quantized=*/L.w_gate.ternary && L.w_up.ternary);
+  emit("ffn_gate", l, gate_.data(), T, ff);
+  emit("ffn_up", l, up_.data(), T, ff);
+  for (int64_t i = 0; i < T * ff; ++i) {
+    const float g = gate_[i];
+    float act;
+    switch (c_.act) {
+      case Activation::ReluSqr: act = g > 0 ? g * g : 0.0f; break;
+      case Activation::Relu: act = g > 0 ? g : 0.0f; break;
+      case Activation::Gelu: act = 0.5f * g * (1.0f + std::tanh(0.7978845608f * (g + 0.044715f * g * g * g))); break;
+      case Activation::Silu: default: act = g / (1.0f + std::exp(-g)); break;
+    }
+    h_[i] = act * up_[i];
+  }
+  emit("ffn_act", l, h_.data(), T, ff);
+  const float* f = h_.data();
+  if (L.ffn_sub_norm) {
+    for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&h_[t * ff], L.ffn_sub_norm, ff, c_.norm_eps, &gate_[t * ff]);
+    emit("ffn_sub_norm", l, gate_.data(), T, ff);
+    f = gate_.data();
+  }
+  linear(L.w_down, f, T, o_.data());
+  emit("ffn_out", l, o_.data(), T, d);
+  for (int64_t i = 0; i < T * d; ++i) x_[i] += o_[i];
+  emit("l_out", l, x_.data(), T, d);
+}
+
+void Forward::attention(int l, const std::vector<BatchToken>& batch) {
+  const int32_t T = static_cast<int32_t>(batch.size());
+  const int hd = c_.head_dim, nh = c_.n_heads, group = c_.n_heads / c_.n_kv_heads, half = c_.rope_dim / 2;
+  const int64_t qd = int64_t(nh) * hd, kvd = int64_t(c_.n_kv_heads) * hd;
+
+  // RoPE on every head of q and k: NEOX pairs (i, i + rope_dim/2), NORM pairs (2i, 2i+1).
+  auto rotate = [&](float* head, int32_t t) {
+    for (int i = 0; i < half; ++i) {
+      const float cs = rope_cos_[t * half + i], sn = rope_sin_[t * half + i];
+      const int a = c_.info.rope == RopeStyle::Neox ? i : 2 * i, b = c_.info.rope == RopeStyle::Neox ? i + half : 2 * i + 1;
+      const float x0 = head[a], x1 = head[b];
+      head[a] = x0 * cs - x1 * sn;
+      head[b] = x0 * sn + x1 * cs;
+    }
+  };
+  for (int32_t t = 0; t < T; ++t) {
+    for (int h = 0; h < nh; ++h) rotate(&q_[t * qd + h * hd], t);
+    for (int h = 0; h < static_cast<int>(c_.n_kv_heads); ++h) rotate(&k_[t * kvd + h * hd], t);
+    cache_.store(l, batch[t].seq, batch[t].pos, &k_[t * kvd], &v_[t * kvd]);
+  }
+  emit("Qcur", l, q_.data(), T, qd);
+  emit("Kcur", l, k_.data(), T, kvd);
+  emit("Vcur", l, v_.data(), T, kvd);
+
+  const bool f16 = cache_.type() == KvType::F16;
+  auto kv_at = [&](const uint8_t* row, int64_t i) -> float {
+    if (!f16) {
+      float v;
+      std::memcpy(&v, row + 4 * i, 4);
+      return v;
+    }
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    return fp16_to_f32(h);
+  };
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int32_t t = 0; t < T; ++t) {
+    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;  // causal: positions 0..pos
+    for (int h = 0; h < nh; ++h) {
+      const float* qh = &q_[t * qd + h * hd];
+      const int64_t kv_off = int64_t(h / group) * hd;
+      float* s = &scores_[size_t(h) * n];
+      float mx = -INFINITY;
+      for (int32_t j = 0; j < n; ++j) {
+        const uint8_t* kr = cache_.k_row(l, seq, j);
+        float dot = 0;
+        for (int i = 0; i < hd; ++i) dot += qh[i] * kv_at(kr, kv_off + i);
+        s[j] = dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      if (trace_) trace_->on_tensor("kq", l, t, s, n);  // per head: rows of length n, heads in order
+      double sum = 0;
+      for (int32_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int32_t j = 0; j < n; ++j) s[j] *= inv;
+      if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
+      float* out = &att_[t * qd + h * hd];
+      std::fill(out, out + hd, 0.0f);
+      for (int32_t j = 0; j < n; ++j) {
+        const uint8_t* vr = cache_.v_row(l, seq, j);
+        for (int i = 0; i < hd; ++i) out[i] += s[j] * kv_at(vr, kv_off + i);
+      }
+    }
+  }
+  emit("kqv_out", l, att_.data(), T, qd);
+}
+
+}  // namespace bitnet

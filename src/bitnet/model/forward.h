@@ -1,0 +1,60 @@
+// The forward pass (BITNET_FORMATS.md §4) over a batch of tokens. Each token names its sequence slot in
+// the KV cache and its position, so a prompt, one decode step, or several sequences decoding together
+// are the same call. Every named intermediate goes to an optional trace sink (names as in llama.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "bitnet/model/kv_cache.h"
+#include "bitnet/model/model.h"
+
+namespace bitnet {
+
+struct BatchToken {
+  int32_t token = 0;
+  int32_t pos = 0;      // position in its sequence; K/V of positions < pos must already be cached
+  int32_t seq = 0;      // KV cache slot
+  bool logits = false;  // compute logits for this token
+};
+
+// Receives every named intermediate: one call per (name, layer, token in batch) with that token's row.
+// layer is -1 for tensors outside the layers (result_norm, logits).
+class TraceSink {
+ public:
+  virtual ~TraceSink() = default;
+  virtual void on_tensor(std::string_view name, int layer, int token, const float* data, size_t n) = 0;
+};
+
+class Forward {
+ public:
+  Forward(const Model& model, KvCache& cache, int32_t max_batch);
+
+  // Runs the batch; logits of tokens with .logits set go to `logits`, [n_with_logits][vocab] in batch
+  // order. Throws Error when a position is outside the cache (the context limit).
+  void eval(const std::vector<BatchToken>& batch, float* logits);
+  void set_trace(TraceSink* sink) { trace_ = sink; }
+  int32_t max_batch() const { return max_batch_; }
+
+ private:
+  void layer(int l, const std::vector<BatchToken>& batch);
+  void attention(int l, const std::vector<BatchToken>& batch);
+  // y[T][L.rows] = L(x[T][L.cols]); quantizes x once when `q_ready` is false.
+  void linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized = false);
+  void emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width);
+
+  const Model& m_;
+  const ModelConfig& c_;
+  KvCache& cache_;
+  int32_t max_batch_;
+  TraceSink* trace_ = nullptr;
+
+  // Scratch, [max_batch][width] each.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_, h_, scores_;
+  std::vector<int8_t> qx_;        // quantized activations [max_batch][max width]
+  std::vector<float> act_scale_;  // [max_batch]
+  std::vector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
+};
+
+}  // namespace bitnet

@@ -1,0 +1,188 @@
+#include "bitnet/model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "bitnet/base/error.h"
+#include "bitnet/base/fp16.h"
+#include "bitnet/format/dequant.h"
+#include "bitnet/format/ternary.h"
+#include "bitnet/model/vocab_gguf.h"
+
+namespace bitnet {
+
+namespace {
+
+// Repacks TQ2_0/TQ1_0 blocks into I2_S codes; block scales become one tensor scale when they agree
+// (every BitNet converter writes the tensor's absmean into each block; all-zero blocks may carry 0).
+void repack_tq(const GgufTensorInfo& t, int64_t rows, int64_t cols, TernaryWeights& w) {
+  const uint64_t n = static_cast<uint64_t>(rows) * cols;
+  const uint64_t bytes = type_traits(t.type).block_bytes;
+  w.owned.resize(n / 4 + 32);
+  std::vector<int8_t> vals(256), row_vals(cols);
+  std::vector<float> d(n / kQK);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < cols / 256; ++b) {
+      const uint64_t blk = r * (cols / 256) + b;
+      const uint8_t* src = t.data + blk * bytes;
+      (t.type == TensorType::TQ2_0 ? tq2_decode_block : tq1_decode_block)(src, vals.data());
+      std::memcpy(row_vals.data() + 256 * b, vals.data(), 256);
+      d[blk] = fp16_to_f32(tq_block_scale(src, bytes));
+    }
+    // Encode the row into its place in the I2_S layout (rows never share a 128-element block).
+    std::vector<uint8_t> tmp(cols / 4 + 32);
+    i2s_encode(row_vals.data(), cols, 0.0f, tmp.data());
+    std::memcpy(w.owned.data() + r * cols / 4, tmp.data(), cols / 4);
+  }
+  float common = 0;
+  bool uniform = true;
+  for (float v : d) {
+    if (!std::isfinite(v)) fail("{}: tensor '{}' has a non-finite block scale", "model", t.name);
+    if (v == 0) continue;
+    if (common == 0) common = v;
+    else if (v != common) uniform = false;
+  }
+  w.codes = w.owned.data();
+  if (uniform) {
+    w.scale = common;
+  } else {
+    w.block_scales = std::move(d);
+  }
+}
+
+// Float weights that hold exactly {-s, 0, +s} for one s become ternary (so --act-quant per-token on an
+// F32 copy of a ternary model runs the same integer path as its I2_S form).
+bool try_ternarize(const GgufTensorInfo& t, int64_t rows, int64_t cols, TernaryWeights& w) {
+  const uint64_t n = static_cast<uint64_t>(rows) * cols;
+  if (cols % 128 != 0) return false;
+  std::vector<float> row(cols);
+  std::vector<int8_t> vals(n);
+  float s = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize(t, r * cols, cols, row.data());
+    for (int64_t k = 0; k < cols; ++k) {
+      const float v = row[k];
+      if (v == 0) {
+        vals[r * cols + k] = 0;
+        continue;
+      }
+      if (s == 0) s = std::fabs(v);
+      if (std::fabs(v) != s) return false;
+      vals[r * cols + k] = v > 0 ? 1 : -1;
+    }
+  }
+  w.owned.resize(n / 4 + 32);
+  i2s_encode(vals.data(), n, s, w.owned.data());
+  w.codes = w.owned.data();
+  w.scale = s;
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  std::unique_ptr<Model> m(new Model());
+  m->opts_ = opts;
+  m->file_ = GgufFile::open(path);
+  m->config_ = ModelConfig::from_gguf(*m->file_);
+  m->has_vocab_ = bitnet::has_vocab(*m->file_);
+  if (m->has_vocab_) m->vocab_ = vocab_from_gguf(*m->file_);
+  m->bind();
+  return m;
+}
+
+FloatWeights Model::bind_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const GgufTensorInfo* t = file_->tensor(name);
+  if (!t) fail("{}: required tensor '{}' is missing", file_->path(), name);
+  if (t->n_dims != 2 || static_cast<int64_t>(t->ne[0]) != cols || static_cast<int64_t>(t->ne[1]) != rows)
+    fail("{}: tensor '{}' has shape {}, expected [{}, {}]", file_->path(), name, t->shape_string(), cols, rows);
+  const TypeTraits& tr = type_traits(t->type);
+  if (!tr.computable || tr.ternary)
+    fail("{}: tensor '{}' has type {}, which bitnet cannot use here", file_->path(), name, tr.name);
+  FloatWeights w;
+  w.type = t->type;
+  w.data = t->data;
+  uint64_t rb = 0;
+  row_nbytes(t->type, cols, &rb);
+  w.row_bytes = rb;
+  return w;
+}
+
+Linear Model::bind_linear(const std::string& name, int64_t rows, int64_t cols) {
+  const GgufTensorInfo* t = file_->tensor(name);
+  if (!t) fail("{}: required tensor '{}' is missing", file_->path(), name);
+  if (t->n_dims != 2 || static_cast<int64_t>(t->ne[0]) != cols || static_cast<int64_t>(t->ne[1]) != rows)
+    fail("{}: tensor '{}' has shape {}, expected [{}, {}]", file_->path(), name, t->shape_string(), cols, rows);
+  Linear l;
+  l.rows = rows;
+  l.cols = cols;
+  l.name = t->name.c_str();
+  const TypeTraits& tr = type_traits(t->type);
+  if (t->type == TensorType::I2_S) {
+    l.ternary = true;
+    l.tern.codes = t->data;
+    l.tern.scale = i2s_scale(t->data, static_cast<uint64_t>(rows) * cols);
+    if (!std::isfinite(l.tern.scale))
+      fail("{}: tensor '{}' has a non-finite I2_S scale", file_->path(), name);
+  } else if (t->type == TensorType::TQ2_0 || t->type == TensorType::TQ1_0) {
+    l.ternary = true;
+    repack_tq(*t, rows, cols, l.tern);
+  } else if (t->type == TensorType::F32 || t->type == TensorType::F16 || t->type == TensorType::BF16) {
+    if (opts_.act_quant == ActQuant::PerToken && try_ternarize(*t, rows, cols, l.tern)) {
+      l.ternary = true;
+    } else {
+      l.flt = bind_matrix(name, rows, cols);
+    }
+  } else {
+    fail("{}: linear tensor '{}' has type {} (supported: I2_S, TQ2_0, TQ1_0, F32, F16, BF16)", file_->path(), name,
+         tr.name);
+  }
+  // llama.cpp's bitnet: an optional per-tensor output multiplier "<base>.scale".
+  const std::string base = name.substr(0, name.size() - std::string(".weight").size());
+  if (const GgufTensorInfo* s = file_->tensor(base + ".scale")) {
+    if (s->type != TensorType::F32 || s->n_elements() != 1)
+      fail("{}: tensor '{}' must be a single F32 value", file_->path(), s->name);
+    std::memcpy(&l.out_scale, s->data, 4);
+  }
+  return l;
+}
+
+const float* Model::bind_norm(const std::string& name, int64_t n) {
+  const GgufTensorInfo* t = file_->tensor(name);
+  if (!t) fail("{}: required tensor '{}' is missing", file_->path(), name);
+  if (t->type != TensorType::F32 || t->n_elements() != static_cast<uint64_t>(n))
+    fail("{}: norm '{}' is {} {}, expected F32 [{}]", file_->path(), name, type_traits(t->type).name,
+         t->shape_string(), n);
+  return reinterpret_cast<const float*>(t->data);
+}
+
+void Model::bind() {
+  const ModelConfig& c = config_;
+  const int64_t d = c.dim, ff = c.hidden_dim, q = int64_t(c.n_heads) * c.head_dim,
+                kv = int64_t(c.n_kv_heads) * c.head_dim, V = c.vocab_size;
+  token_embd = bind_matrix("token_embd.weight", V, d);
+  output = (c.tied_output || !c.info.output_allowed) ? token_embd : bind_matrix("output.weight", V, d);
+  output_norm = bind_norm("output_norm.weight", d);
+  if (has_vocab_ && vocab_.tokens.size() > static_cast<size_t>(V))
+    fail("{}: the vocabulary has {} tokens but token_embd has {} rows", file_->path(), vocab_.tokens.size(), V);
+  layers.resize(c.n_layers);
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerWeights& L = layers[l];
+    L.attn_norm = bind_norm(p + "attn_norm.weight", d);
+    L.wq = bind_linear(p + "attn_q.weight", q, d);
+    L.wk = bind_linear(p + "attn_k.weight", kv, d);
+    L.wv = bind_linear(p + "attn_v.weight", kv, d);
+    L.wo = bind_linear(p + "attn_output.weight", d, q);
+    L.ffn_norm = bind_norm(p + "ffn_norm.weight", d);
+    L.w_gate = bind_linear(p + "ffn_gate.weight", ff, d);
+    L.w_up = bind_linear(p + "ffn_up.weight", ff, d);
+    L.w_down = bind_linear(p + "ffn_down.weight", d, ff);
+    if (c.info.sub_norms) {
+      L.attn_sub_norm = bind_norm(p + "attn_sub_norm.weight", q);
+      L.ffn_sub_norm = bind_norm(p + "ffn_sub_norm.weight", ff);
+    }
+  }
+}
+
+}  // namespace bitnet

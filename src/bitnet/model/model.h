@@ -1,0 +1,65 @@
+// A loaded model: config, vocabulary and weights bound by GGUF name. Weights stay memory-mapped; only
+// ternary tensors whose file layout is not the kernels' (TQ2_0, TQ1_0) are repacked (2 bits/weight).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/format/gguf.h"
+#include "bitnet/model/arch.h"
+#include "bitnet/model/weights.h"
+#include "bitnet/text/vocab.h"
+
+namespace bitnet {
+
+enum class ActQuant {
+  Auto,      // BitNet's per-token int8 quantization for ternary weights, none for float weights
+  PerToken,  // also for F32/F16/BF16 layers (exactly ternary float weights then run the integer path)
+};
+
+struct LoadOptions {
+  ActQuant act_quant = ActQuant::Auto;
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;      // [dim]
+  Linear wq, wk, wv;                     // [n_heads*head_dim | n_kv_heads*head_dim][dim]
+  const float* attn_sub_norm = nullptr;  // [n_heads*head_dim] (BitNet only)
+  Linear wo;                             // [dim][n_heads*head_dim]
+  const float* ffn_norm = nullptr;       // [dim]
+  Linear w_gate, w_up;                   // [hidden_dim][dim]
+  const float* ffn_sub_norm = nullptr;   // [hidden_dim] (BitNet only)
+  Linear w_down;                         // [dim][hidden_dim]
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+
+  const ModelConfig& config() const { return config_; }
+  const GgufFile& file() const { return *file_; }
+  bool has_vocab() const { return has_vocab_; }
+  const VocabData& vocab() const { return vocab_; }  // empty when !has_vocab()
+  ActQuant act_quant() const { return opts_.act_quant; }
+
+  FloatWeights token_embd;        // [vocab][dim]
+  FloatWeights output;            // [vocab][dim]; token_embd when tied
+  const float* output_norm = nullptr;
+  std::vector<LayerWeights> layers;
+
+ private:
+  Model() = default;
+  void bind();
+  Linear bind_linear(const std::string& name, int64_t rows, int64_t cols);
+  const float* bind_norm(const std::string& name, int64_t n);
+  FloatWeights bind_matrix(const std::string& name, int64_t rows, int64_t cols);
+
+  LoadOptions opts_;
+  std::unique_ptr<GgufFile> file_;
+  ModelConfig config_;
+  VocabData vocab_;
+  bool has_vocab_ = false;
+};
+
+}  // namespace bitnet
