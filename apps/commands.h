@@ -15,6 +15,11 @@ Action register_validate(CLI::App& app);
 Action register_synth(CLI::App& app);
 Action register_eval(CLI::App& app);
 Action register_tokenize(CLI::App& app);
+Action register_run(CLI::App& app);
+Action register_chat(CLI::App& app);
+Action register_perplexity(CLI::App& app);
+Action register_trace(CLI::App& app);
+Action register_matmul(CLI::App& app);
 
 // $BITNET_SHARED_DATA, else the shared data folder beside the source tree.
 std::string shared_data_dir();

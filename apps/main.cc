@@ -20,6 +20,11 @@ int main(int argc, char** argv) {
   };
   add("inspect", "Show a GGUF file's header, hyperparameters, tokenizer and tensors", bitnet::cli::register_inspect);
   add("validate", "Check model files for missing tensors, bad shapes, implausible values", bitnet::cli::register_validate);
+  add("run", "Generate a continuation of a prompt", bitnet::cli::register_run);
+  add("chat", "Interactive conversation using the model's chat template", bitnet::cli::register_chat);
+  add("perplexity", "Perplexity of a text file (llama.cpp's method)", bitnet::cli::register_perplexity);
+  add("trace", "Statistics of every named intermediate; compare two traces", bitnet::cli::register_trace);
+  add("matmul", "Apply one linear layer of a model to float32 rows (diagnostics)", bitnet::cli::register_matmul);
   add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
   add("eval", "Write the logits of every position of a token list (for comparison with other engines)",
       bitnet::cli::register_eval);

@@ -29,36 +29,57 @@ const Tokenizer& Session::tokenizer() const {
   return *tokenizer_;
 }
 
-void Session::eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last) {
+void Session::eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last,
+                   size_t logits_from) {
   const int64_t V = n_vocab();
   if (n_past_ + static_cast<int64_t>(tokens.size()) > cache_->n_ctx())
     fail("{} tokens after {} already in context exceed the context size of {} (-c)", tokens.size(), n_past_,
          cache_->n_ctx());
-  if (all) all->resize(tokens.size() * V);
+  logits_from = std::min(logits_from, tokens.size());
+  if (all) all->resize((tokens.size() - logits_from) * V);
   std::vector<BatchToken> batch;
   std::vector<float> chunk;
+  size_t rows_done = 0;  // rows of `all` filled so far
   for (size_t i = 0; i < tokens.size(); i += n_batch_) {
     const size_t n = std::min<size_t>(n_batch_, tokens.size() - i);
     const bool is_last = i + n == tokens.size();
     batch.clear();
-    for (size_t j = 0; j < n; ++j)
-      batch.push_back({tokens[i + j], n_past_ + static_cast<int32_t>(j), 0, all != nullptr || (is_last && j + 1 == n)});
+    size_t n_rows = 0;
+    for (size_t j = 0; j < n; ++j) {
+      const bool want = (all != nullptr && i + j >= logits_from) || (is_last && j + 1 == n && last != nullptr);
+      batch.push_back({tokens[i + j], n_past_ + static_cast<int32_t>(j), 0, want});
+      n_rows += want;
+    }
     float* out;
-    if (all) {
-      out = all->data() + i * V;
+    const bool into_all = all != nullptr && i + n > logits_from;
+    if (into_all) {
+      out = all->data() + rows_done * V;
     } else {
-      chunk.resize(V);
+      chunk.resize(n_rows * V);
       out = chunk.data();
     }
     forward_->eval(batch, out);
     n_past_ += static_cast<int32_t>(n);
-    if (is_last && last) last->assign(out + (all ? (n - 1) * V : 0), out + (all ? n * V : V));
+    history_.insert(history_.end(), tokens.begin() + i, tokens.begin() + i + n);
+    if (into_all) rows_done += n_rows;
+    if (is_last && last) last->assign(out + (n_rows - 1) * V, out + n_rows * V);
   }
 }
 
 void Session::truncate(int32_t n) {
   n_past_ = std::clamp(n, 0, n_past_);
+  history_.resize(n_past_);
   cache_->set_length(0, n_past_);
+}
+
+int32_t Session::eval_reusing_prefix(const std::vector<int32_t>& tokens, std::vector<float>* last) {
+  size_t common = 0;
+  while (common < history_.size() && common < tokens.size() && history_[common] == tokens[common]) ++common;
+  if (common == tokens.size() && common > 0) --common;  // re-evaluate the last token for its logits
+  truncate(static_cast<int32_t>(common));
+  const std::vector<int32_t> rest(tokens.begin() + common, tokens.end());
+  eval(rest, nullptr, last);
+  return static_cast<int32_t>(rest.size());
 }
 
 }  // namespace bitnet

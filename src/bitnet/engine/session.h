@@ -34,9 +34,15 @@ class Session {
 
   // Appends tokens to the sequence. Logits of every evaluated position go to `all` ([n][vocab]) when
   // non-null; the last position's go to `last` when non-null. Error past the context limit.
-  void eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last);
+  // With `logits_from` > 0, `all` holds only positions >= logits_from (of this call's tokens).
+  void eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last,
+            size_t logits_from = 0);
+  // Makes the sequence equal `tokens`, reusing the longest cached prefix (at least the last token is
+  // evaluated, for its logits in `last`). Returns the number of tokens evaluated.
+  int32_t eval_reusing_prefix(const std::vector<int32_t>& tokens, std::vector<float>* last);
   // Drops positions >= n (keeps the cached prefix [0, n)).
   void truncate(int32_t n);
+  const std::vector<int32_t>& history() const { return history_; }
   void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
 
  private:
@@ -46,6 +52,7 @@ class Session {
   std::unique_ptr<Forward> forward_;
   int32_t n_batch_;
   int32_t n_past_ = 0;
+  std::vector<int32_t> history_;  // tokens at positions [0, n_past)
   mutable bool pre_noted_ = false;
 };
 

@@ -36,21 +36,25 @@ void Forward::emit(std::string_view name, int layer, const float* data, int32_t 
   for (int32_t t = 0; t < T; ++t) trace_->on_tensor(name, layer, t, data + t * width, width);
 }
 
-void Forward::linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized) {
-  const bool quantize = L.ternary || m_.act_quant() == ActQuant::PerToken;
+void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, int8_t* qx,
+                  float* act_scale, bool reuse_quantized) {
+  const bool quantize = L.ternary || act_quant == ActQuant::PerToken;
   if (quantize && !reuse_quantized)
-    for (int32_t t = 0; t < T; ++t) act_scale_[t] = kernels::quantize_row_i8(x + t * L.cols, L.cols, &qx_[t * L.cols]);
+    for (int32_t t = 0; t < T; ++t) act_scale[t] = kernels::quantize_row_i8(x + t * L.cols, L.cols, qx + t * L.cols);
   if (L.ternary) {
-    kernels::ternary_gemm_i8(L.tern.codes, L.cols, 0, L.rows, qx_.data(), act_scale_.data(), T, L.tern.scale,
+    kernels::ternary_gemm_i8(L.tern.codes, L.cols, 0, L.rows, qx, act_scale, T, L.tern.scale,
                              L.tern.block_scales.empty() ? nullptr : L.tern.block_scales.data(), y, L.rows);
   } else if (quantize) {
-    kernels::float_gemm_i8(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, qx_.data(), act_scale_.data(),
-                           T, y, L.rows);
+    kernels::float_gemm_i8(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, qx, act_scale, T, y, L.rows);
   } else {
     kernels::float_gemm(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, x, T, y, L.rows);
   }
   if (L.out_scale != 1.0f)
     for (int64_t i = 0; i < int64_t(T) * L.rows; ++i) y[i] *= L.out_scale;
+}
+
+void Forward::linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized) {
+  apply_linear(L, m_.act_quant(), x, T, y, qx_.data(), act_scale_.data(), reuse_quantized);
 }
 
 void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {

@@ -186,3 +186,14 @@ void Model::bind() {
 }
 
 }  // namespace bitnet
+
+namespace bitnet {
+
+const Linear* Model::find_linear(std::string_view name) const {
+  for (const LayerWeights& L : layers)
+    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      if (name == l->name) return l;
+  return nullptr;
+}
+
+}  // namespace bitnet

@@ -48,6 +48,9 @@ class Model {
   const float* output_norm = nullptr;
   std::vector<LayerWeights> layers;
 
+  // The linear layer bound to a GGUF tensor name ("blk.3.ffn_up.weight"), or nullptr.
+  const Linear* find_linear(std::string_view name) const;
+
  private:
   Model() = default;
   void bind();

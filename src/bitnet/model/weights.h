@@ -32,4 +32,11 @@ struct Linear {
   const char* name = "";
 };
 
+// y[T][L.rows] = L(x[T][L.cols]). Ternary layers (and float layers with ActQuant::PerToken) quantize
+// each row of x to int8 into qx[T][L.cols] with act_scale[T]; `reuse_quantized` skips that when the
+// previous call quantized the same x (q, k and v share one input). Scratch is the caller's.
+enum class ActQuant;
+void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, int8_t* qx,
+                  float* act_scale, bool reuse_quantized = false);
+
 }  // namespace bitnet

@@ -1,0 +1,49 @@
+// bitnet run -m MODEL -p PROMPT: streams the continuation to stdout; timings to stderr.
+#include <cstdio>
+
+#include "bitnet/base/error.h"
+#include "commands.h"
+#include "model_flags.h"
+#include "sampling_flags.h"
+
+namespace bitnet::cli {
+
+void print_timings(const GenerateResult& r) {
+  const double gen_tps = r.gen_ms > 0 ? r.tokens.size() * 1000.0 / r.gen_ms : 0;
+  const double pp_tps = r.prompt_ms > 0 ? r.n_prompt * 1000.0 / r.prompt_ms : 0;
+  std::fprintf(stderr, "\nbitnet: prompt %d tokens in %.1f ms (%.1f tok/s); generated %zu tokens in %.1f ms (%.1f tok/s); "
+               "stop: %s\n", r.n_prompt, r.prompt_ms, pp_tps, r.tokens.size(), r.gen_ms, gen_tps, r.stop_reason.c_str());
+}
+
+Action register_run(CLI::App& app) {
+  struct Opts {
+    ModelFlags model;
+    SamplingFlags sampling;
+    std::string prompt;
+    bool no_bos = false, parse_special = false;
+  };
+  auto o = std::make_shared<Opts>();
+  o->model.add(app);
+  o->sampling.add(app);
+  app.add_option("-p,--prompt", o->prompt, "Prompt text")->required();
+  app.add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
+  app.add_flag("--parse-special", o->parse_special, "Recognise special tokens such as <|eot_id|> in the prompt");
+  return [o]() {
+    const GenerateParams params = o->sampling.params();
+    Session s(o->model.model, o->model.session_options());
+    const Tokenizer& tok = s.tokenizer();
+    const auto ids = tok.encode(o->prompt, !o->no_bos && tok.add_bos_default(), o->parse_special);
+    std::fputs(o->prompt.c_str(), stdout);
+    std::fflush(stdout);
+    const GenerateResult r = generate(s, ids, params, [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    std::fputc('\n', stdout);
+    print_timings(r);
+    return 0;
+  };
+}
+
+}  // namespace bitnet::cli
