@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "bitnet/base/utf8.h"
+#include "bitnet/format/gguf.h"
+#include "bitnet/model/vocab_gguf.h"
 #include "bitnet/text/bpe_tokenizer.h"
 #include "bitnet/text/hf_tokenizer_json.h"
 #include "test_data.h"
@@ -239,6 +241,47 @@ TEST(Llama3Bpe, RandomBytesRoundTrip) {
     ASSERT_EQ(tok->decode(tok->encode(s, true, true), true), "<|begin_of_text|>" + s)
         << escape_for_message(s);
   }
+}
+
+}  // namespace
+}  // namespace bitnet
+
+namespace bitnet {
+namespace {
+
+using testing::read_all;
+using testing::shared_file;
+
+// The same vocabulary stored in a GGUF (as the official 2B-4T file stores it: no tokenizer.ggml.pre) and
+// read back by the model loader tokenizes every cases.jsonl text identically.
+TEST(Llama3Bpe, GgufVocabularyTokenizesLikeTokenizerJson) {
+  BITNET_REQUIRE_LLAMA3(tok);
+  const auto json_path = shared_file("tokenizer/llama3/tokenizer.json");
+  const auto cases = shared_file("tokenizer/llama3/cases.jsonl");
+  if (cases.empty()) GTEST_SKIP() << "shared data missing: tokenizer/llama3/cases.jsonl";
+  VocabData v = load_hf_tokenizer_json(json_path);
+  v.pre.clear();
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::of_string("bitnet-b1.58"));
+  put_vocab(w, v);
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  const auto file = GgufFile::parse(bytes.data(), bytes.size(), "vocab-only.gguf");
+  const auto from_gguf = Tokenizer::create(vocab_from_gguf(*file));
+  EXPECT_EQ(from_gguf->n_vocab(), 128256);
+  EXPECT_EQ(from_gguf->bos_id(), 128000);
+  EXPECT_TRUE(from_gguf->is_eog(128001));
+  EXPECT_TRUE(from_gguf->is_eog(128009));
+  std::istringstream in(read_all(cases));
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);
+    const std::string text = j.at("text").get<std::string>();
+    EXPECT_EQ(from_gguf->encode(text, false, true), j.at("ids").get<std::vector<int32_t>>()) << "case " << n;
+    ++n;
+  }
+  EXPECT_GT(n, 1000u);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 #include <random>
 
 #include "bitnet/text/tokenizer.h"
-#include "gguf_vocab_for_test.h"
+#include "bitnet/format/gguf.h"
+#include "bitnet/model/vocab_gguf.h"
 #include "test_data.h"
 
 namespace bitnet {
@@ -142,7 +143,7 @@ TEST(Spm, NoSpacePrefix) {
 TEST(SpmLlama2, RealVocabulary) {
   const auto path = testing::shared_file("gguf/llama-2-tiny-random.gguf");
   if (path.empty()) GTEST_SKIP() << "shared data missing: gguf/llama-2-tiny-random.gguf";
-  const auto tok = Tokenizer::create(testing::read_gguf_vocab(path));
+  const auto tok = Tokenizer::create(vocab_from_gguf(*GgufFile::open(path.string())));
   EXPECT_EQ(tok->n_vocab(), 32000);
   EXPECT_EQ(tok->model(), "llama");
   EXPECT_EQ(tok->bos_id(), 1);
