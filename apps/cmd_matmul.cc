@@ -39,9 +39,9 @@ Action register_matmul(CLI::App& app) {
     const int32_t T = static_cast<int32_t>(raw.size() / row);
     std::vector<float> x(raw.size() / sizeof(float)), y(size_t(T) * L->rows);
     std::memcpy(x.data(), raw.data(), raw.size());
-    std::vector<int8_t> qx(x.size());
-    std::vector<float> scales(T);
-    apply_linear(*L, model->act_quant(), x.data(), T, y.data(), qx.data(), scales.data());
+    LinearScratch scratch(T, L->cols, 1);
+    ThreadPool pool(1);
+    apply_linear(*L, model->act_quant(), x.data(), T, y.data(), scratch, pool);
     AtomicFile f(o->output);
     f.write(y.data(), y.size() * sizeof(float));
     f.commit();

@@ -24,10 +24,13 @@ int main(int argc, char** argv) {
   add("chat", "Interactive conversation using the model's chat template", bitnet::cli::register_chat);
   add("perplexity", "Perplexity of a text file (llama.cpp's method)", bitnet::cli::register_perplexity);
   add("trace", "Statistics of every named intermediate; compare two traces", bitnet::cli::register_trace);
+  add("bench", "Prompt and generation throughput (like llama-bench)", bitnet::cli::register_bench);
   add("matmul", "Apply one linear layer of a model to float32 rows (diagnostics)", bitnet::cli::register_matmul);
   add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
   add("eval", "Write the logits of every position of a token list (for comparison with other engines)",
       bitnet::cli::register_eval);
+  add("convert", "Convert a Hugging Face BitNet checkpoint (safetensors) to GGUF", bitnet::cli::register_convert);
+  add("quantize", "Move ternary weights between I2_S, TQ2_0, TQ1_0, F16, F32 without loss", bitnet::cli::register_quantize);
   add("synth", "Write a synthetic BitNet-shaped GGUF model for tests and benchmarks", bitnet::cli::register_synth);
 
   try {

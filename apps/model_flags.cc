@@ -26,6 +26,7 @@ SessionOptions ModelFlags::session_options() const {
   if (n_ctx < 0) fail("-c: context size {} is negative", n_ctx);
   o.n_ctx = n_ctx;
   o.n_batch = n_batch;
+  o.n_threads = threads;
   o.kv_type = kv_type == "f32" ? KvType::F32 : KvType::F16;
   o.act_quant = act_quant == "per-token" ? ActQuant::PerToken : ActQuant::Auto;
   return o;

@@ -73,6 +73,23 @@ class Formats(Base):
                 # Without activation quantization float layers run in float, as llama.cpp/bitnet.cpp do.
                 self.assertNotEqual(self.eval(m), base)
 
+    def test_every_isa_and_thread_count_gives_identical_logits(self):
+        # Kernel tables are bit-exact with the scalar specification, and threads split rows, not sums.
+        for t in ("i2_s", "f32"):
+            m = self.synth(f"isa_{t}.gguf", "--layers", "2", "--type", t, "--dim", "512", "--hidden-dim", "1536",
+                           "--heads", "8", "--kv-heads", "2")
+            base = self.eval(m, TOKENS, "-t", "1", "--kv-type", "f16")
+            for isa in ("scalar", "avx2", "avx512"):
+                env = dict(os.environ, BITNET_ISA=isa)
+                out = self.path("isa.f32")
+                p = subprocess.run([BITNET, "eval", "-m", m, "--tokens", ",".join(map(str, TOKENS)), "--logits-out", out,
+                                    "-t", "2", "--kv-type", "f16"], env=env, capture_output=True)
+                if p.returncode != 0 and b"not available on this CPU" in p.stderr:
+                    continue
+                self.assertEqual(p.returncode, 0, p.stderr)
+                with open(out, "rb") as f:
+                    self.assertEqual(f.read(), base, f"{t} with BITNET_ISA={isa}")
+
     def test_gqa_shapes_and_kv_f16(self):
         # F16 keys/values perturb attention by fp16 rounding; with float weights that stays small.
         m = self.synth("g.gguf", "--layers", "2", "--dim", "512", "--hidden-dim", "1536", "--heads", "8", "--kv-heads", "2",

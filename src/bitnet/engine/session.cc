@@ -17,7 +17,8 @@ Session::Session(const std::string& model_path, const SessionOptions& opts) {
   if (n_ctx > (1 << 20)) fail("context size {} is too large", n_ctx);
   cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type);
   n_batch_ = std::clamp(opts.n_batch, 1, n_ctx);
-  forward_ = std::make_unique<Forward>(*model_, *cache_, n_batch_);
+  pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : ThreadPool::default_threads());
+  forward_ = std::make_unique<Forward>(*model_, *cache_, n_batch_, *pool_);
 }
 
 const Tokenizer& Session::tokenizer() const {

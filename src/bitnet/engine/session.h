@@ -18,6 +18,7 @@ struct SessionOptions {
   KvType kv_type = KvType::F16;
   int32_t n_batch = 512;  // tokens per forward call when evaluating a prompt
   ActQuant act_quant = ActQuant::Auto;
+  int32_t n_threads = 0;  // 0: every CPU this process may use
 };
 
 class Session {
@@ -30,6 +31,7 @@ class Session {
   const Tokenizer& tokenizer() const;
   int32_t n_ctx() const { return cache_->n_ctx(); }
   int32_t n_past() const { return n_past_; }
+  int n_threads() const { return pool_->size(); }
   int32_t n_vocab() const { return static_cast<int32_t>(model_->config().vocab_size); }
 
   // Appends tokens to the sequence. Logits of every evaluated position go to `all` ([n][vocab]) when
@@ -44,10 +46,12 @@ class Session {
   void truncate(int32_t n);
   const std::vector<int32_t>& history() const { return history_; }
   void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
+  void set_profile(ForwardProfile* p) { forward_->set_profile(p); }
 
  private:
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<Forward> forward_;
   int32_t n_batch_;

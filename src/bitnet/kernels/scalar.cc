@@ -1,59 +1,98 @@
-// Scalar reference kernels (the specification; see kernels.h).
+// Scalar kernels: the specification every other table is tested against (see kernels.h).
 #include <cmath>
 #include <cstring>
-#include <vector>
 
+#include "bitnet/base/fp16.h"
 #include "bitnet/format/dequant.h"
 #include "bitnet/kernels/kernels.h"
 
 namespace bitnet::kernels {
 
-float quantize_row_i8(const float* x, int64_t K, int8_t* q) {
+float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   double amax = 1e-5;
   for (int64_t k = 0; k < K; ++k) amax = std::max(amax, static_cast<double>(std::fabs(x[k])));
   const float s = static_cast<float>(127.0 / amax);
+  int32_t total = 0;
   for (int64_t k = 0; k < K; ++k) {
     const float v = std::nearbyint(x[k] * s);  // default rounding mode: half to even
     q[k] = static_cast<int8_t>(std::fmax(-128.0f, std::fmin(127.0f, v)));
+    total += q[k];
   }
+  if (sum) *sum = total;
   return s;
+}
+
+float reduce_lanes(float lanes[kDotLanes]) {
+  for (int step = kDotLanes / 2; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
 }
 
 namespace {
 
-// Decodes one I2_S row of K codes to {-1, 0, +1}.
-void decode_i2s_row(const uint8_t* row, int64_t K, int8_t* w) {
-  for (int64_t b = 0; b < K / 128; ++b) {
-    const uint8_t* in = row + 32 * b;
-    int8_t* out = w + 128 * b;
-    for (int j = 0; j < 128; ++j) out[j] = static_cast<int8_t>(((in[j % 32] >> (6 - 2 * (j / 32))) & 3) - 1);
+// Code (0, 1, 2; 3 is invalid and counts as 3 here, i.e. weight +2, in every table) of element k.
+inline int code_at(const uint8_t* row, int64_t k) {
+  return (row[(k / 128) * 32 + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
+}
+
+void scalar_ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                         const int32_t* act_sums, const float* act_scales, int64_t T, float scale, float* y,
+                         int64_t ldy) {
+  std::vector<uint8_t> c(K);
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* row = codes + m * K / 4;
+    for (int64_t k = 0; k < K; ++k) c[k] = static_cast<uint8_t>(code_at(row, k));
+    for (int64_t t = 0; t < T; ++t) {
+      const int8_t* qt = q + t * K;
+      int32_t dot = 0;
+      for (int64_t k = 0; k < K; ++k) dot += c[k] * qt[k];
+      y[t * ldy + m] = static_cast<float>(dot - act_sums[t]) / act_scales[t] * scale;
+    }
   }
+}
+
+float scalar_dot_f32(const float* a, const float* b, int64_t n) {
+  float lanes[kDotLanes] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i % kDotLanes] = std::fma(a[i], b[i], lanes[i % kDotLanes]);
+  return reduce_lanes(lanes);
+}
+
+float scalar_dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  float lanes[kDotLanes] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i % kDotLanes] = std::fma(fp16_to_f32(a[i]), b[i], lanes[i % kDotLanes]);
+  return reduce_lanes(lanes);
+}
+
+void scalar_axpy_f32(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+}
+
+void scalar_axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, fp16_to_f32(x[i]), y[i]);
 }
 
 }  // namespace
 
-void ternary_gemm_i8(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                     const float* act_scales, int64_t T, float scale, const float* block_scales, float* y,
-                     int64_t ldy) {
-  std::vector<int8_t> w(K);
+const KernelTable& scalar_table() {
+  static const KernelTable t{"scalar",        nullptr,         scalar_ternary_gemm, scalar_dot_f32,
+                             scalar_dot_f16,  scalar_axpy_f32, scalar_axpy_f16};
+  return t;
+}
+
+void ternary_gemm_blocks(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                         const float* act_scales, int64_t T, const float* block_scales, float* y, int64_t ldy) {
   for (int64_t m = m0; m < m1; ++m) {
-    decode_i2s_row(codes + m * K / 4, K, w.data());
+    const uint8_t* row = codes + m * K / 4;
+    const float* d = block_scales + m * (K / 256);
     for (int64_t t = 0; t < T; ++t) {
       const int8_t* qt = q + t * K;
-      if (!block_scales) {
+      float acc = 0;
+      for (int64_t b = 0; b < K / 256; ++b) {
         int32_t dot = 0;
-        for (int64_t k = 0; k < K; ++k) dot += w[k] * qt[k];
-        y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * scale;
-      } else {
-        const float* d = block_scales + m * (K / 256);
-        float acc = 0;
-        for (int64_t b = 0; b < K / 256; ++b) {
-          int32_t dot = 0;
-          for (int64_t k = 256 * b; k < 256 * (b + 1); ++k) dot += w[k] * qt[k];
-          acc += static_cast<float>(dot) * d[b];
-        }
-        y[t * ldy + m] = acc / act_scales[t];
+        for (int64_t k = 256 * b; k < 256 * (b + 1); ++k) dot += (code_at(row, k) - 1) * qt[k];
+        acc += static_cast<float>(dot) * d[b];
       }
+      y[t * ldy + m] = acc / act_scales[t];
     }
   }
 }
@@ -62,35 +101,31 @@ void dequantize_row(TensorType type, const uint8_t* row, int64_t K, float* out) 
   dequantize(type, row, K, 0, K, out);
 }
 
-void float_gemm(TensorType type, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1,
-                const float* x, int64_t T, float* y, int64_t ldy) {
-  std::vector<float> row(type == TensorType::F32 ? 0 : K);
+void float_gemm(const KernelTable& kt, TensorType type, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0,
+                int64_t m1, const float* x, int64_t T, float* y, int64_t ldy, float* row_scratch) {
   for (int64_t m = m0; m < m1; ++m) {
-    const float* wr;
-    if (type == TensorType::F32) {
-      wr = reinterpret_cast<const float*>(w + m * row_bytes);
-    } else {
-      dequantize_row(type, w + m * row_bytes, K, row.data());
-      wr = row.data();
+    const uint8_t* row = w + m * row_bytes;
+    if (type == TensorType::F16) {
+      for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = kt.dot_f16(reinterpret_cast<const uint16_t*>(row), x + t * K, K);
+      continue;
     }
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = x + t * K;
-      float acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += wr[k] * xt[k];
-      y[t * ldy + m] = acc;
+    const float* wr = reinterpret_cast<const float*>(row);
+    if (type != TensorType::F32) {
+      dequantize_row(type, row, K, row_scratch);
+      wr = row_scratch;
     }
+    for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = kt.dot_f32(wr, x + t * K, K);
   }
 }
 
 void float_gemm_i8(TensorType type, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1,
-                   const int8_t* q, const float* act_scales, int64_t T, float* y, int64_t ldy) {
-  std::vector<float> row(K);
+                   const int8_t* q, const float* act_scales, int64_t T, float* y, int64_t ldy, float* row_scratch) {
   for (int64_t m = m0; m < m1; ++m) {
-    dequantize_row(type, w + m * row_bytes, K, row.data());
+    dequantize_row(type, w + m * row_bytes, K, row_scratch);
     for (int64_t t = 0; t < T; ++t) {
       const int8_t* qt = q + t * K;
       float acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += row[k] * static_cast<float>(qt[k]);
+      for (int64_t k = 0; k < K; ++k) acc += row_scratch[k] * static_cast<float>(qt[k]);
       y[t * ldy + m] = acc / act_scales[t];
     }
   }

@@ -1,16 +1,34 @@
 #include "bitnet/model/forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "bitnet/base/error.h"
+#include "bitnet/base/fp16.h"
 #include "bitnet/kernels/kernels.h"
 
 namespace bitnet {
 
-Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch)
-    : m_(model), c_(model.config()), cache_(cache), max_batch_(max_batch) {
+namespace {
+using Clock = std::chrono::steady_clock;
+// Adds the time until destruction to *slot (when slot is non-null).
+struct Timed {
+  double* slot;
+  Clock::time_point t0 = Clock::now();
+  explicit Timed(double* s) : slot(s) {}
+  ~Timed() {
+    if (slot) *slot += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+};
+}  // namespace
+
+Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPool& pool)
+    : m_(model), c_(model.config()), cache_(cache), max_batch_(max_batch), pool_(pool),
+      lin_(max_batch, std::max({int64_t(model.config().dim), int64_t(model.config().hidden_dim),
+                                int64_t(model.config().n_heads) * model.config().head_dim}),
+           pool.size()) {
   if (max_batch < 1) fail("batch size {} must be at least 1", max_batch);
   const size_t B = max_batch, d = c_.dim, qd = size_t(c_.n_heads) * c_.head_dim,
                kvd = size_t(c_.n_kv_heads) * c_.head_dim, ff = c_.hidden_dim;
@@ -24,9 +42,7 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch)
   gate_.resize(B * ff);
   up_.resize(B * ff);
   h_.resize(B * ff);
-  scores_.resize(size_t(c_.n_heads) * cache.n_ctx());
-  qx_.resize(B * std::max({d, qd, ff}));
-  act_scale_.resize(B);
+  scores_.resize(size_t(pool.size()) * cache.n_ctx());
   rope_cos_.resize(B * c_.rope_dim / 2);
   rope_sin_.resize(B * c_.rope_dim / 2);
 }
@@ -36,31 +52,54 @@ void Forward::emit(std::string_view name, int layer, const float* data, int32_t 
   for (int32_t t = 0; t < T; ++t) trace_->on_tensor(name, layer, t, data + t * width, width);
 }
 
-void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, int8_t* qx,
-                  float* act_scale, bool reuse_quantized) {
+LinearScratch::LinearScratch(int32_t max_batch, int64_t max_k_, int n_threads)
+    : q(size_t(max_batch) * max_k_), q_kernel(size_t(max_batch) * max_k_), scale(max_batch), sum(max_batch),
+      rows(size_t(n_threads) * max_k_), max_k(max_k_) {}
+
+void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, LinearScratch& s,
+                  ThreadPool& pool, bool reuse_quantized) {
+  const kernels::KernelTable& kt = kernels::active();
+  const int64_t K = L.cols;
   const bool quantize = L.ternary || act_quant == ActQuant::PerToken;
-  if (quantize && !reuse_quantized)
-    for (int32_t t = 0; t < T; ++t) act_scale[t] = kernels::quantize_row_i8(x + t * L.cols, L.cols, qx + t * L.cols);
-  if (L.ternary) {
-    kernels::ternary_gemm_i8(L.tern.codes, L.cols, 0, L.rows, qx, act_scale, T, L.tern.scale,
-                             L.tern.block_scales.empty() ? nullptr : L.tern.block_scales.data(), y, L.rows);
-  } else if (quantize) {
-    kernels::float_gemm_i8(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, qx, act_scale, T, y, L.rows);
-  } else {
-    kernels::float_gemm(L.flt.type, L.flt.data, L.flt.row_bytes, L.cols, 0, L.rows, x, T, y, L.rows);
+  const bool fast_ternary = L.ternary && L.tern.block_scales.empty();
+  if (quantize && !reuse_quantized) {
+    for (int32_t t = 0; t < T; ++t) {
+      s.scale[t] = kernels::quantize_row_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
+      if (kt.prepare_acts) kt.prepare_acts(&s.q[t * K], K, &s.q_kernel[t * K]);
+    }
   }
+  const int8_t* qk = kt.prepare_acts ? s.q_kernel.data() : s.q.data();
+  // Row ranges in multiples of 16 keep threads off each other's output cache lines.
+  pool.parallel_for(L.rows, 16, [&](int64_t m0, int64_t m1, int thread) {
+    if (fast_ternary) {
+      kt.ternary_gemm(L.tern.codes, K, m0, m1, qk, s.sum.data(), s.scale.data(), T, L.tern.scale, y, L.rows);
+    } else if (L.ternary) {
+      kernels::ternary_gemm_blocks(L.tern.codes, K, m0, m1, s.q.data(), s.scale.data(), T, L.tern.block_scales.data(),
+                                   y, L.rows);
+    } else {
+      float* scratch = &s.rows[size_t(thread) * s.max_k];
+      if (quantize)
+        kernels::float_gemm_i8(L.flt.type, L.flt.data, L.flt.row_bytes, K, m0, m1, s.q.data(), s.scale.data(), T, y,
+                               L.rows, scratch);
+      else
+        kernels::float_gemm(kt, L.flt.type, L.flt.data, L.flt.row_bytes, K, m0, m1, x, T, y, L.rows, scratch);
+    }
+  });
   if (L.out_scale != 1.0f)
     for (int64_t i = 0; i < int64_t(T) * L.rows; ++i) y[i] *= L.out_scale;
 }
 
 void Forward::linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized) {
-  apply_linear(L, m_.act_quant(), x, T, y, qx_.data(), act_scale_.data(), reuse_quantized);
+  Timed timed(profile_ ? &profile_->linear_ms : nullptr);
+  apply_linear(L, m_.act_quant(), x, T, y, lin_, pool_, reuse_quantized);
 }
 
 void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   const int32_t T = static_cast<int32_t>(batch.size());
   if (T == 0) return;
   if (T > max_batch_) fail("batch of {} tokens exceeds the maximum {}", T, max_batch_);
+  Timed timed(profile_ ? &profile_->total_ms : nullptr);
+  if (profile_) ++profile_->calls;
   for (const BatchToken& b : batch) {
     if (b.seq < 0 || b.seq >= cache_.n_seq()) fail("sequence slot {} does not exist", b.seq);
     if (b.pos < 0 || b.pos >= cache_.n_ctx())
@@ -86,18 +125,26 @@ void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   for (int l = 0; l < static_cast<int>(c_.n_layers); ++l) layer(l, batch);
   for (const BatchToken& b : batch) cache_.set_length(b.seq, std::max(cache_.length(b.seq), b.pos + 1));
 
-  // Final norm and LM head for the tokens that want logits.
+  // Final norm and LM head for the tokens that want logits: [n_out][dim] -> [n_out][vocab].
   const int64_t V = c_.vocab_size;
-  size_t row = 0;
+  int32_t n_out = 0;
   for (int32_t t = 0; t < T; ++t) {
     if (!batch[t].logits) continue;
-    float* xn = &xn_[t * d];
-    kernels::rmsnorm(&x_[t * d], m_.output_norm, d, c_.norm_eps, xn);
-    if (trace_) trace_->on_tensor("result_norm", -1, t, xn, d);
-    float* out = logits + row * V;
-    kernels::float_gemm(m_.output.type, m_.output.data, m_.output.row_bytes, d, 0, V, xn, 1, out, V);
-    if (trace_) trace_->on_tensor("result_output", -1, t, out, V);
-    ++row;
+    kernels::rmsnorm(&x_[t * d], m_.output_norm, d, c_.norm_eps, &xn_[n_out * d]);
+    if (trace_) trace_->on_tensor("result_norm", -1, t, &xn_[n_out * d], d);
+    ++n_out;
+  }
+  if (n_out == 0) return;
+  Timed lm_timed(profile_ ? &profile_->lm_head_ms : nullptr);
+  const kernels::KernelTable& kt = kernels::active();
+  pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int thread) {
+    kernels::float_gemm(kt, m_.output.type, m_.output.data, m_.output.row_bytes, d, v0, v1, xn_.data(), n_out, logits,
+                        V, &lin_.rows[size_t(thread) * lin_.max_k]);
+  });
+  if (trace_) {
+    int32_t row = 0;
+    for (int32_t t = 0; t < T; ++t)
+      if (batch[t].logits) trace_->on_tensor("result_output", -1, t, logits + int64_t(row++) * V, V);
   }
 }
 
@@ -179,48 +226,50 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   emit("Kcur", l, k_.data(), T, kvd);
   emit("Vcur", l, v_.data(), T, kvd);
 
+  Timed timed(profile_ ? &profile_->attention_ms : nullptr);
+  // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v; one (token,
+  // head) pair per task. Dots and sums use the kernel table's canonical order, exp is scalar.
+  const kernels::KernelTable& kt = kernels::active();
   const bool f16 = cache_.type() == KvType::F16;
-  auto kv_at = [&](const uint8_t* row, int64_t i) -> float {
-    if (!f16) {
-      float v;
-      std::memcpy(&v, row + 4 * i, 4);
-      return v;
-    }
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    return fp16_to_f32(h);
-  };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int32_t t = 0; t < T; ++t) {
-    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;  // causal: positions 0..pos
-    for (int h = 0; h < nh; ++h) {
-      const float* qh = &q_[t * qd + h * hd];
-      const int64_t kv_off = int64_t(h / group) * hd;
-      float* s = &scores_[size_t(h) * n];
-      float mx = -INFINITY;
-      for (int32_t j = 0; j < n; ++j) {
-        const uint8_t* kr = cache_.k_row(l, seq, j);
-        float dot = 0;
-        for (int i = 0; i < hd; ++i) dot += qh[i] * kv_at(kr, kv_off + i);
-        s[j] = dot * scale;
-        mx = std::max(mx, s[j]);
-      }
-      if (trace_) trace_->on_tensor("kq", l, t, s, n);  // per head: rows of length n, heads in order
-      double sum = 0;
-      for (int32_t j = 0; j < n; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int32_t j = 0; j < n; ++j) s[j] *= inv;
-      if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
-      float* out = &att_[t * qd + h * hd];
-      std::fill(out, out + hd, 0.0f);
-      for (int32_t j = 0; j < n; ++j) {
-        const uint8_t* vr = cache_.v_row(l, seq, j);
-        for (int i = 0; i < hd; ++i) out[i] += s[j] * kv_at(vr, kv_off + i);
-      }
+  auto head = [&](int64_t task, int thread) {
+    const int32_t t = static_cast<int32_t>(task / nh), h = static_cast<int>(task % nh);
+    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;
+    const float* qh = &q_[t * qd + h * hd];
+    const int64_t kv_off = int64_t(h / group) * hd;
+    float* s = &scores_[size_t(thread) * cache_.n_ctx()];
+    float mx = -INFINITY;
+    for (int32_t j = 0; j < n; ++j) {
+      const uint8_t* kr = cache_.k_row(l, seq, j);
+      const float dot = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(kr) + kv_off, qh, hd)
+                            : kt.dot_f32(reinterpret_cast<const float*>(kr) + kv_off, qh, hd);
+      s[j] = dot * scale;
+      mx = std::max(mx, s[j]);
     }
+    if (trace_) trace_->on_tensor("kq", l, t, s, n);  // one call per head, heads in order
+    double sum = 0;
+    for (int32_t j = 0; j < n; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int32_t j = 0; j < n; ++j) s[j] *= inv;
+    if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
+    float* out = &att_[t * qd + h * hd];
+    std::fill(out, out + hd, 0.0f);
+    for (int32_t j = 0; j < n; ++j) {
+      const uint8_t* vr = cache_.v_row(l, seq, j);
+      if (f16) kt.axpy_f16(s[j], reinterpret_cast<const uint16_t*>(vr) + kv_off, out, hd);
+      else kt.axpy_f32(s[j], reinterpret_cast<const float*>(vr) + kv_off, out, hd);
+    }
+  };
+  const int64_t tasks = int64_t(T) * nh;
+  if (trace_) {  // the trace sink sees rows in order, from one thread
+    for (int64_t task = 0; task < tasks; ++task) head(task, 0);
+  } else {
+    pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
+      for (int64_t task = b; task < e; ++task) head(task, thread);
+    });
   }
   emit("kqv_out", l, att_.data(), T, qd);
 }

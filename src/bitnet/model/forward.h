@@ -27,14 +27,21 @@ class TraceSink {
   virtual void on_tensor(std::string_view name, int layer, int token, const float* data, size_t n) = 0;
 };
 
+// Wall time spent per part of the forward pass (filled when a profile is attached; for `bitnet bench`).
+struct ForwardProfile {
+  double linear_ms = 0, lm_head_ms = 0, attention_ms = 0, total_ms = 0;
+  int64_t calls = 0;
+};
+
 class Forward {
  public:
-  Forward(const Model& model, KvCache& cache, int32_t max_batch);
+  Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPool& pool);
 
   // Runs the batch; logits of tokens with .logits set go to `logits`, [n_with_logits][vocab] in batch
   // order. Throws Error when a position is outside the cache (the context limit).
   void eval(const std::vector<BatchToken>& batch, float* logits);
   void set_trace(TraceSink* sink) { trace_ = sink; }
+  void set_profile(ForwardProfile* p) { profile_ = p; }
   int32_t max_batch() const { return max_batch_; }
 
  private:
@@ -48,12 +55,14 @@ class Forward {
   const ModelConfig& c_;
   KvCache& cache_;
   int32_t max_batch_;
+  ThreadPool& pool_;
+  LinearScratch lin_;
   TraceSink* trace_ = nullptr;
+  ForwardProfile* profile_ = nullptr;
 
   // Scratch, [max_batch][width] each.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_, h_, scores_;
-  std::vector<int8_t> qx_;        // quantized activations [max_batch][max width]
-  std::vector<float> act_scale_;  // [max_batch]
+  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_, h_;
+  std::vector<float> scores_;  // [n_threads][n_ctx] attention weights of one head
   std::vector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
 };
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bitnet/base/thread_pool.h"
 #include "bitnet/format/ggml_types.h"
 
 namespace bitnet {
@@ -32,11 +33,22 @@ struct Linear {
   const char* name = "";
 };
 
-// y[T][L.rows] = L(x[T][L.cols]). Ternary layers (and float layers with ActQuant::PerToken) quantize
-// each row of x to int8 into qx[T][L.cols] with act_scale[T]; `reuse_quantized` skips that when the
-// previous call quantized the same x (q, k and v share one input). Scratch is the caller's.
+// Scratch for apply_linear, sized for max_batch rows of max_k inputs and n_threads workers.
+struct LinearScratch {
+  LinearScratch(int32_t max_batch, int64_t max_k, int n_threads);
+  std::vector<int8_t> q;         // [max_batch][max_k] int8 activations, natural order
+  std::vector<int8_t> q_kernel;  // the same in the kernel table's order (when it has one)
+  std::vector<float> scale;      // [max_batch] act_scale = 127/amax
+  std::vector<int32_t> sum;      // [max_batch] sum of q
+  std::vector<float> rows;       // [n_threads][max_k] float row buffers
+  int64_t max_k;
+};
+
+// y[T][L.rows] = L(x[T][L.cols]), rows split over the pool. Ternary layers (and float layers with
+// ActQuant::PerToken) quantize each row of x to int8; `reuse_quantized` skips that when the previous
+// call quantized the same x (q, k and v share one input).
 enum class ActQuant;
-void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, int8_t* qx,
-                  float* act_scale, bool reuse_quantized = false);
+void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, LinearScratch& s,
+                  ThreadPool& pool, bool reuse_quantized = false);
 
 }  // namespace bitnet

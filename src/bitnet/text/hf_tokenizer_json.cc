@@ -28,14 +28,26 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-// Visits a pre-tokenizer node and its Sequence children.
+// Visits a pre-tokenizer node and its Sequence children. Real files nest one level; the depth limit keeps
+// a hostile file from exhausting the stack (found by tests/fuzz/fuzz_hf_tokenizer_json).
+constexpr int kMaxPretokenizerDepth = 16;
 template <typename F>
-void for_each_pretokenizer(const json& node, F&& f) {
+void for_each_pretokenizer(const json& node, F&& f, std::string_view source, int depth = 0) {
   if (!node.is_object()) return;
+  if (depth > kMaxPretokenizerDepth)
+    fail("{}: pre_tokenizer Sequences are nested more than {} levels deep", source, kMaxPretokenizerDepth);
   f(node);
   if (node.value("type", "") == "Sequence" && node.contains("pretokenizers")) {
-    for (const json& child : node.at("pretokenizers")) for_each_pretokenizer(child, f);
+    for (const json& child : node.at("pretokenizers")) for_each_pretokenizer(child, f, source, depth + 1);
   }
+}
+
+// A token id: a JSON integer (a float such as 1e300 would be undefined behaviour to convert).
+int64_t json_id(const json& v, std::string_view source, std::string_view text) {
+  if (!v.is_number_integer())
+    fail("{}: token '{}' has id {}, expected an integer", source, escape_for_message(text),
+         escape_for_message(v.dump()));
+  return v.get<int64_t>();
 }
 
 // tokenizer_config.json token fields are a string or an AddedToken object {"content": ...}.
@@ -69,7 +81,7 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
         } else if (t == "Split" && p.contains("pattern") && p.at("pattern").contains("Regex")) {
           split_regex = p.at("pattern").at("Regex").get<std::string>();
         }
-      });
+      }, source);
     }
     if (type != "BPE" || !byte_level) {
       fail("{}: model type '{}'{} is not supported; only byte-level BPE tokenizers are", source, type,
@@ -110,9 +122,10 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
       present[i] = true;
     };
     for (const auto& [text, id] : model.at("vocab").items())
-      place(id.get<int64_t>(), text, TokenType::kNormal);
+      place(json_id(id, source, text), text, TokenType::kNormal);
     for (const json& a : added) {
-      place(a.at("id").get<int64_t>(), a.at("content").get<std::string>(),
+      const std::string content = a.at("content").get<std::string>();
+      place(json_id(a.at("id"), source, content), content,
             a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
     }
     for (size_t i = 0; i < v.tokens.size(); ++i) {

@@ -1,0 +1,155 @@
+// bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-t N] [-r 5] [--json]
+// Prompt processing (pp: -p tokens from an empty cache in batches of -b) and generation (tg: -n tokens
+// one at a time, each with logits), like llama-bench: mean and standard deviation over -r repetitions.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <unistd.h>
+
+#include "bitnet/base/error.h"
+#include "bitnet/format/gguf.h"
+#include "bitnet/kernels/kernels.h"
+#include "bitnet/model/synth.h"
+#include "commands.h"
+#include "model_flags.h"
+
+namespace bitnet::cli {
+
+namespace {
+
+struct Series {
+  std::vector<double> tps;
+  double mean() const {
+    double s = 0;
+    for (double v : tps) s += v;
+    return tps.empty() ? 0 : s / tps.size();
+  }
+  double stddev() const {
+    if (tps.size() < 2) return 0;
+    const double m = mean();
+    double s = 0;
+    for (double v : tps) s += (v - m) * (v - m);
+    return std::sqrt(s / (tps.size() - 1));
+  }
+};
+
+}  // namespace
+
+Action register_bench(CLI::App& app) {
+  struct Opts {
+    ModelFlags model;
+    std::string synth, type = "i2_s";
+    int32_t n_prompt = 512, n_gen = 128, reps = 5;
+    bool json = false, profile = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model.model, "GGUF model file");
+  app.add_option("--synth", o->synth, "Bench a generated model of this preset instead (2b-4t)");
+  app.add_option("--type", o->type, "With --synth: linear weight type")->capture_default_str();
+  app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  app.add_option("-n,--n-gen", o->n_gen, "Generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  app.add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("-t,--threads", o->model.threads, "Threads (0: all cores)")->capture_default_str();
+  app.add_option("-b,--batch-size", o->model.n_batch, "Prompt batch size")->capture_default_str();
+  app.add_option("--kv-type", o->model.kv_type, "KV cache type")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  app.add_flag("--json", o->json, "Machine-readable output");
+  app.add_flag("--profile", o->profile, "Also report where the time goes (linear layers, LM head, attention, rest)");
+  return [o]() {
+    std::string path = o->model.model;
+    std::filesystem::path tmp;
+    if (!o->synth.empty()) {
+      SynthOptions so;
+      apply_preset(so, o->synth);
+      auto t = type_from_name(o->type);
+      if (!t) fail("--type: unknown type '{}'", o->type);
+      so.weight_type = *t;
+      so.vocab = "llama3";
+      so.tokenizer_json = shared_data_dir() + "/tokenizer/llama3/tokenizer.json";
+      tmp = std::filesystem::temp_directory_path() / ("bitnet-bench-" + std::to_string(::getpid()) + ".gguf");
+      synth_model(so).write(tmp.string());
+      path = tmp.string();
+    }
+    if (path.empty()) fail("bench needs -m MODEL or --synth PRESET");
+    struct Cleanup {
+      std::filesystem::path p;
+      ~Cleanup() {
+        if (!p.empty()) std::filesystem::remove(p);
+      }
+    } cleanup{tmp};
+    SessionOptions so = o->model.session_options();
+    so.n_ctx = std::max(o->n_prompt, o->n_gen) + 1;
+    Session s(path, so);
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<int32_t> tok(0, s.n_vocab() - 1);
+    using Clock = std::chrono::steady_clock;
+    Series pp, tg;
+    ForwardProfile prof_pp, prof_tg;
+    for (int r = -1; r < o->reps; ++r) {  // r = -1: warm-up (page in weights), not counted
+      if (o->n_prompt > 0) {
+        std::vector<int32_t> prompt(o->n_prompt);
+        for (auto& t : prompt) t = tok(rng);
+        s.truncate(0);
+        if (o->profile && r >= 0) s.set_profile(&prof_pp);
+        std::vector<float> last;
+        const auto t0 = Clock::now();
+        s.eval(prompt, nullptr, &last);
+        const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+        s.set_profile(nullptr);
+        if (r >= 0) pp.tps.push_back(o->n_prompt / sec);
+      }
+      if (o->n_gen > 0) {
+        s.truncate(0);
+        std::vector<float> last;
+        s.eval({tok(rng)}, nullptr, &last);
+        if (o->profile && r >= 0) s.set_profile(&prof_tg);
+        const auto t0 = Clock::now();
+        for (int32_t i = 0; i < o->n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
+        const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+        s.set_profile(nullptr);
+        if (r >= 0) tg.tps.push_back(o->n_gen / sec);
+      }
+    }
+    const auto f = GgufFile::open(path);
+    uint64_t bytes = 0;
+    for (const auto& t : f->tensors()) bytes += t.nbytes;
+    const char* isa = kernels::active().name;
+    auto profile_json = [](const ForwardProfile& p) {
+      const double rest = p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms;
+      return nlohmann::ordered_json{{"linear_ms", p.linear_ms}, {"lm_head_ms", p.lm_head_ms},
+                                    {"attention_ms", p.attention_ms}, {"other_ms", rest}, {"total_ms", p.total_ms}};
+    };
+    if (o->json) {
+      nlohmann::ordered_json j{{"model", path},       {"arch", s.model().config().arch_name},
+                               {"model_bytes", bytes}, {"threads", s.n_threads()},
+                               {"isa", isa},          {"n_prompt", o->n_prompt},
+                               {"n_gen", o->n_gen},   {"repetitions", o->reps}};
+      if (o->n_prompt > 0) j["pp"] = {{"tok_s", pp.mean()}, {"stddev", pp.stddev()}};
+      if (o->n_gen > 0) j["tg"] = {{"tok_s", tg.mean()}, {"stddev", tg.stddev()}};
+      if (o->profile) j["profile"] = {{"pp", profile_json(prof_pp)}, {"tg", profile_json(prof_tg)}};
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("| model | size | threads | isa | test | t/s |\n|---|---|---|---|---|---|\n");
+    const std::string name = s.model().config().arch_name + " " + std::to_string(s.model().config().n_layers) + "L";
+    if (o->n_prompt > 0)
+      std::printf("| %s | %.2f GB | %d | %s | pp%d | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
+                  o->n_prompt, pp.mean(), pp.stddev());
+    if (o->n_gen > 0)
+      std::printf("| %s | %.2f GB | %d | %s | tg%d | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
+                  o->n_gen, tg.mean(), tg.stddev());
+    if (o->profile)
+      for (auto [label, p] : {std::pair{"pp", prof_pp}, {"tg", prof_tg}}) {
+        if (p.total_ms <= 0) continue;
+        const double rest = p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms;
+        std::printf("%s time: linear %.1f%%, LM head %.1f%%, attention %.1f%%, rest %.1f%% (%.1f ms per call)\n", label,
+                    100 * p.linear_ms / p.total_ms, 100 * p.lm_head_ms / p.total_ms, 100 * p.attention_ms / p.total_ms,
+                    100 * rest / p.total_ms, p.total_ms / p.calls);
+      }
+    return 0;
+  };
+}
+
+}  // namespace bitnet::cli

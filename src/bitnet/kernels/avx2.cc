@@ -1,0 +1,142 @@
+// AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c; run only where CPUID reports them).
+// Bit-exact with scalar.cc: integer ternary products, and the canonical 64-lane float dot kept in eight
+// 8-lane registers (lane l lives in register l / 8, element l % 8).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "bitnet/kernels/kernels.h"
+
+// Everything here is compiled for this instruction set, so it must not define (or instantiate) any
+// function another file could share: helpers stay in an anonymous namespace and use intrinsics or
+// builtins, not inline library functions (a linker could otherwise pick this copy for every caller).
+
+namespace bitnet::kernels {
+
+namespace {
+
+// Halving tree over 64 lanes held as acc[0..7], identical to reduce_lanes().
+inline float tree8(__m256 acc[8]) {
+  for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_ps(acc[r], acc[r + 4]);  // step 32
+  for (int r = 0; r < 2; ++r) acc[r] = _mm256_add_ps(acc[r], acc[r + 2]);  // step 16
+  __m256 v = _mm256_add_ps(acc[0], acc[1]);                                // step 8
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // step 4
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));                                          // step 2
+  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));                                      // step 1
+  return _mm_cvtss_f32(x);
+}
+
+// Finishes a dot whose elements [done, n) did not fill whole 8-lane vectors.
+template <typename Load>
+float finish(__m256 acc[8], int64_t done, int64_t n, Load value_at, const float* b) {
+  if (done == n) return tree8(acc);
+  alignas(32) float lanes[kDotLanes];
+  for (int r = 0; r < 8; ++r) _mm256_store_ps(lanes + 8 * r, acc[r]);
+  for (int64_t i = done; i < n; ++i) lanes[i % kDotLanes] = __builtin_fmaf(value_at(i), b[i], lanes[i % kDotLanes]);
+  return reduce_lanes(lanes);
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 acc[8];
+  for (auto& r : acc) r = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int r = 0; r < 8; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
+  for (; i + 8 <= n; i += 8) {
+    const int r = static_cast<int>((i % 64) / 8);
+    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[r]);
+  }
+  return finish(acc, i, n, [a](int64_t k) { return a[k]; }, b);
+}
+
+inline __m256 load_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  __m256 acc[8];
+  for (auto& r : acc) r = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(load_f16(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
+  for (; i + 8 <= n; i += 8) {
+    const int r = static_cast<int>((i % 64) / 8);
+    acc[r] = _mm256_fmadd_ps(load_f16(a + i), _mm256_loadu_ps(b + i), acc[r]);
+  }
+  return finish(acc, i, n, [a](int64_t k) { return _cvtsh_ss(a[k]); }, b);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] = __builtin_fmaf(a, _cvtsh_ss(x[i]), y[i]);
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+  return _mm_cvtsi128_si32(x);
+}
+
+// One row of I2_S codes against up to 4 token rows: sum_k code[k] * q_j[k] for each token j.
+template <int NT>
+inline void row_dots(const uint8_t* row, int64_t K, const int8_t* const* q, int32_t* out) {
+  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  __m256i acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_si256();
+  for (int64_t b = 0; b < K / 128; ++b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b));
+    const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
+    const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+    const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), mask);
+    const __m256i c3 = _mm256_and_si256(w, mask);
+    for (int j = 0; j < NT; ++j) {
+      const int8_t* a = q[j] + 128 * b;
+      // |code * q| <= 3 * 128, two per int16 lane, four groups: |sum| <= 3072, no saturation.
+      __m256i p = _mm256_maddubs_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32))));
+      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 64))));
+      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 96))));
+      acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
+    }
+  }
+  for (int j = 0; j < NT; ++j) out[j] = hsum_epi32(acc[j]);
+}
+
+void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
+                  const float* act_scales, int64_t T, float scale, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* row = codes + m * K / 4;
+    for (int64_t t = 0; t < T; t += 4) {
+      const int nt = static_cast<int>((T - t < 4 ? T - t : 4));
+      const int8_t* qs[4] = {q + t * K, q + (t + 1 < T - 1 ? t + 1 : T - 1) * K, q + (t + 2 < T - 1 ? t + 2 : T - 1) * K,
+                             q + (t + 3 < T - 1 ? t + 3 : T - 1) * K};
+      int32_t dots[4];
+      if (nt == 4) row_dots<4>(row, K, qs, dots);
+      else if (nt == 3) row_dots<3>(row, K, qs, dots);
+      else if (nt == 2) row_dots<2>(row, K, qs, dots);
+      else row_dots<1>(row, K, qs, dots);
+      for (int j = 0; j < nt; ++j)
+        y[(t + j) * ldy + m] = static_cast<float>(dots[j] - act_sums[t + j]) / act_scales[t + j] * scale;
+    }
+  }
+}
+
+}  // namespace
+
+const KernelTable* avx2_table() {
+  static const KernelTable t{"avx2", nullptr, ternary_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
+  return &t;
+}
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,62 @@
+// Chooses the kernel table once: the best the CPU supports, or the one named by BITNET_ISA.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "bitnet/base/error.h"
+#include "bitnet/kernels/kernels.h"
+
+namespace bitnet::kernels {
+
+namespace {
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+const KernelTable& choose() {
+  const auto all = supported_tables();
+  const char* forced = std::getenv("BITNET_ISA");
+  if (forced && *forced) {
+    if (const KernelTable* t = table_by_name(forced)) return *t;
+    std::string names;
+    for (const KernelTable* t : all) names += std::string(names.empty() ? "" : ", ") + t->name;
+    fail("BITNET_ISA={} is not available on this CPU (available: {})", forced, names);
+  }
+  return *all.back();
+}
+
+}  // namespace
+
+std::vector<const KernelTable*> supported_tables() {
+  std::vector<const KernelTable*> out{&scalar_table()};
+  if (cpu_has_avx2() && avx2_table()) out.push_back(avx2_table());
+  if (cpu_has_avx512() && avx512_table()) out.push_back(avx512_table());
+  return out;
+}
+
+const KernelTable* table_by_name(const std::string& name) {
+  for (const KernelTable* t : supported_tables())
+    if (name == t->name) return t;
+  return nullptr;
+}
+
+const KernelTable& active() {
+  static const KernelTable& t = choose();
+  return t;
+}
+
+}  // namespace bitnet::kernels
