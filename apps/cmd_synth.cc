@@ -19,7 +19,7 @@ Action register_synth(CLI::App& app) {
   app.add_option("--preset", o->preset, "Full-size shape: 2b-4t (d 2560, 30 layers, LLaMA-3 vocabulary)");
   app.add_option("--arch", o->s.arch, "bitnet-b1.58 | bitnet | llama")->capture_default_str();
   app.add_option("--type", o->type, "Linear weights: i2_s | tq2_0 | tq1_0 | f16 | bf16 | f32")->capture_default_str();
-  app.add_option("--embd-type", o->embd_type, "Embedding: f16 | f32 | q8_0")->capture_default_str();
+  app.add_option("--embd-type", o->embd_type, "Embedding: f16 | f32 | q8_0 | q6_k")->capture_default_str();
   app.add_option("--dim", o->s.dim, "Embedding length")->capture_default_str();
   app.add_option("--hidden-dim", o->s.hidden_dim, "Feed-forward length")->capture_default_str();
   app.add_option("--layers", o->s.n_layers, "Number of layers")->capture_default_str();

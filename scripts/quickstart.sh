@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for a fresh Debian 12 machine: install dependencies, build, and run the main job on a
-# generated BitNet b1.58 model (the real 2B-4T file works the same way: pass its path instead).
+# generated BitNet b1.58 model (random weights, so the text is noise; the real 2B-4T file works the same
+# way: pass its path instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -14,3 +15,4 @@ fi
 $bin inspect "$model" | head -8
 $bin inspect "$model" --tensor blk.0.attn_norm.weight --tensor blk.0.attn_q.weight | tail -8
 $bin validate "$model"
+$bin run -m "$model" -p "The capital of France is" -n 32 --temp 0

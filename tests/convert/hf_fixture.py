@@ -9,7 +9,7 @@ with model.safetensors.index.json) in one of the forms of BITNET_FORMATS.md §5:
 
 The packed forms are derived from the master weights with the absmean rule, so one seed gives the same
 ternary model in every form. Norm gains follow the real checkpoint's profile (§8), master weights have
-absmean ~1.2 like the real ones.
+absmean ~1.2 like the real ones (nice=True: exactly 1 + j/128, see nice_master).
 """
 import json
 import os
@@ -117,10 +117,20 @@ def st_array(entry):
     return raw.view(np_dt).reshape(shape)
 
 
+def dump_json(obj, path, **kw):
+    with open(path, "w") as f:
+        json.dump(obj, f, **kw)
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def load_checkpoint(hf_dir):
     """All tensors of a checkpoint folder (single file or index + shards)."""
     idx = os.path.join(hf_dir, "model.safetensors.index.json")
-    files = (sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx)
+    files = (sorted(set(load_json(idx)["weight_map"].values())) if os.path.exists(idx)
              else ["model.safetensors"])
     out = {}
     for f in files:
@@ -170,6 +180,27 @@ def tiny_tokenizer():
 
 
 # --------------------------------------------------------------- checkpoint --
+def nice_master(rng, shape):
+    """bf16 master weights whose absmean is exactly 1 + j/128 (j odd) and whose values are multiples of 1/16:
+    every product the engine and the reference form with such a scale is exact in float32, so their logits
+    can be compared at 1e-6 instead of within int8-rounding flips (an arbitrary float32 scale makes both
+    round a few activations on opposite sides of .5). j odd keeps every W/s off the .5 ties."""
+    n = int(np.prod(shape))
+    k = np.clip(np.rint(np.abs(rng.normal(0, 1.5, n)) * 16), 0, 200).astype(np.int64)
+    target = n * (128 + 2 * int(rng.integers(0, 64)) + 1) // 8  # sum of |16 W| = n * 16 * s, s = (128 + j) / 128
+    assert n % 8 == 0
+    while True:
+        diff = target - int(k.sum())
+        if diff == 0:
+            break
+        step = 1 if diff > 0 else -1
+        ok = np.flatnonzero((k < 255) if step > 0 else (k > 0))
+        idx = rng.choice(ok, size=min(abs(diff), len(ok)), replace=False)
+        k[idx] += step
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return to_bf16((sign * k / 16.0).reshape(shape))
+
+
 def norm_gain(rng, kind, layer, n_layers, n):
     f = layer / max(1, n_layers - 1)
     lo, hi = {"input_layernorm": (0.012, 0.028), "post_attention_layernorm": (1.1, 1.6), "norm": (0.09, 0.16)}.get(
@@ -184,7 +215,7 @@ def norm_gain(rng, kind, layer, n_layers, n):
 
 def make_checkpoint(out_dir, form="master", *, dim=256, hidden=768, layers=2, heads=4, kv_heads=1, vocab="tiny",
                     vocab_size=None, shards=1, seed=1, hidden_act="relu2", arch="BitNetForCausalLM", scale_dtype="BF16",
-                    shared=None, tie=True, lm_head=False, overrides=None):
+                    shared=None, tie=True, lm_head=False, nice=True, overrides=None):
     """Writes the folder; returns the config dict. vocab: 'tiny' or 'llama3' (tokenizer files copied from
     SHARED/tokenizer/llama3, with the 2B-4T chat template). overrides: {tensor name: array or None (drop)}."""
     os.makedirs(out_dir, exist_ok=True)
@@ -192,14 +223,14 @@ def make_checkpoint(out_dir, form="master", *, dim=256, hidden=768, layers=2, he
     if vocab == "llama3":
         src = os.path.join(shared, "tokenizer", "llama3")
         shutil.copy(os.path.join(src, "tokenizer.json"), os.path.join(out_dir, "tokenizer.json"))
-        tcfg = json.load(open(os.path.join(src, "tokenizer_config.json")))
+        tcfg = load_json(os.path.join(src, "tokenizer_config.json"))
         tcfg["chat_template"] = HF_CHAT_TEMPLATE
-        json.dump(tcfg, open(os.path.join(out_dir, "tokenizer_config.json"), "w"))
+        dump_json(tcfg, os.path.join(out_dir, "tokenizer_config.json"))
         n_tokens = 128256
     else:
         tok, tcfg, n_tokens = tiny_tokenizer()
-        json.dump(tok, open(os.path.join(out_dir, "tokenizer.json"), "w"))
-        json.dump(tcfg, open(os.path.join(out_dir, "tokenizer_config.json"), "w"))
+        dump_json(tok, os.path.join(out_dir, "tokenizer.json"))
+        dump_json(tcfg, os.path.join(out_dir, "tokenizer_config.json"))
     V = vocab_size or (n_tokens if vocab == "llama3" else n_tokens + 11)  # tiny: padded rows too
     hd = dim // heads
     qc = {"quant_method": "bitnet", "linear_class": "bitlinear" if form == "bitlinear" else "autobitlinear",
@@ -209,7 +240,7 @@ def make_checkpoint(out_dir, form="master", *, dim=256, hidden=768, layers=2, he
               "vocab_size": V, "max_position_embeddings": 4096, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
               "hidden_act": hidden_act, "tie_word_embeddings": tie, "bos_token_id": 128000, "eos_token_id": 128001,
               "torch_dtype": "bfloat16", "quantization_config": qc}
-    json.dump(config, open(os.path.join(out_dir, "config.json"), "w"), indent=2)
+    dump_json(config, os.path.join(out_dir, "config.json"), indent=2)
 
     tensors = [("model.embed_tokens.weight", to_bf16(rng.normal(0, 0.35, (V, dim))), "BF16")]
     if lm_head:
@@ -226,7 +257,7 @@ def make_checkpoint(out_dir, form="master", *, dim=256, hidden=768, layers=2, he
         tensors.append((p + "mlp.ffn_sub_norm.weight", to_bf16(norm_gain(rng, "ffn_sub_norm", l, layers, hidden)),
                         "BF16"))
         for lin in LINEARS:
-            master = to_bf16(rng.normal(0, 1.5, shapes[lin]))
+            master = nice_master(rng, shapes[lin]) if nice else to_bf16(rng.normal(0, 1.5, shapes[lin]))
             name = p + lin + ".weight"
             if form == "master":
                 tensors.append((name, master, "BF16"))
@@ -252,6 +283,6 @@ def make_checkpoint(out_dir, form="master", *, dim=256, hidden=768, layers=2, he
             part = tensors[i * per:(i + 1) * per]
             write_safetensors(os.path.join(out_dir, fname), part, {"format": "pt"})
             weight_map.update({t[0]: fname for t in part})
-        json.dump({"metadata": {}, "weight_map": weight_map},
-                  open(os.path.join(out_dir, "model.safetensors.index.json"), "w"), indent=2)
+        dump_json({"metadata": {}, "weight_map": weight_map}, os.path.join(out_dir, "model.safetensors.index.json"),
+                  indent=2)
     return config

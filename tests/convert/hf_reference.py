@@ -9,12 +9,11 @@ with the rule of §5.2 and scaled by weight_scale (AutoBitLinear multiplies, Bit
 rounded to the nearest fp16). `embd`: the embedding type of the converted file ("f16": values rounded
 through fp16, "f32": exact).
 """
-import json
 import os
 
 import numpy as np
 
-from hf_fixture import load_checkpoint, st_array
+from hf_fixture import load_checkpoint, load_json, st_array
 
 LAYER_MAP = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.attn_sub_norm": "attn_sub_norm",
@@ -44,14 +43,14 @@ def gguf_name(hf):
     if hf.startswith("model.layers."):
         parts = hf.split(".")
         layer, rest = parts[2], ".".join(parts[3:-1])
-        if rest in LAYER_MAP:
+        if rest in LAYER_MAP and parts[-1] == "weight":
             return f"blk.{layer}.{LAYER_MAP[rest]}.{parts[-1]}"
     return None
 
 
 class HFModel:
     def __init__(self, hf_dir, arch, scale="f32", embd="f16"):
-        cfg = json.load(open(os.path.join(hf_dir, "config.json")))
+        cfg = load_json(os.path.join(hf_dir, "config.json"))
         raw = load_checkpoint(hf_dir)
         self.arch = arch
         A = arch + "."

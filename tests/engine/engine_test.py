@@ -271,6 +271,26 @@ class Generation(Base):
         ids_stdin = subprocess.run([BITNET, "tokenize", "-m", m, "--json"], input=b"hello world", capture_output=True).stdout
         self.assertEqual(ids, ids_stdin)
 
+    def test_chat_session(self):
+        m = self.synth("chat.gguf", "--layers", "2")
+        p = subprocess.run([BITNET, "chat", "-m", m, "-n", "8", "--temp", "0", "--system", "Be brief."],
+                           input=b"Hello there\n/reset\nAnd again\n/exit\n", capture_output=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"(history cleared)", p.stdout)
+        self.assertIn(b"BITNETAssistant", p.stderr)  # the embedded template is named and not used
+        self.assertNotEqual(run("chat", "-m", m, "--chat-template", "nope", check=None).returncode, 0)
+
+    def test_trace_names_first_non_finite(self):
+        import struct
+        m = self.synth("nan.gguf", "--layers", "3")
+        g = GGUFFile(m)
+        info = g.tensors["blk.1.ffn_norm.weight"]
+        with open(m, "r+b") as f:
+            f.seek(g.data_offset + info.offset + 12)
+            f.write(struct.pack("<f", float("nan")))
+        p = run("trace", "-m", m, "-p", "Hello", check=1)
+        self.assertIn(b"first non-finite value in ffn_norm, layer 1", p.stderr)
+
     def test_trace_and_compare(self):
         m = self.synth("t.gguf", "--layers", "2")
         run("trace", "-m", m, "-p", "Hello there", "--json", "-o", self.path("a.json"), "--kv-type", "f32")

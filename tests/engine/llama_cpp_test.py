@@ -88,6 +88,19 @@ class LlamaCpp(unittest.TestCase):
                 self.assertLess(d.mean(), 0.04, msg)
                 self.assertLess(d.max(), 0.3, msg)
 
+    def test_quantized_embeddings(self):
+        # Q8_0 / Q6_K token embedding and LM head: llama.cpp quantizes the LM head's input to Q8_0 / Q8_K
+        # for these types (bitnet keeps it in float), a ~0.01-0.03 gap; a misread block layout would be
+        # garbage (differences of several units).
+        for e in ("q8_0", "q6_k"):
+            d, agree = self.compare(["--arch", "llama", "--type", "f32", "--embd-type", e, "--layers", "2", "--dim", "512",
+                                     "--hidden-dim", "1024", "--heads", "8", "--kv-heads", "2", "--output-tensor"], n=32)
+            msg = f"{e}: max {d.max():.3g} mean {d.mean():.3g} argmax {agree:.3f}"
+            print(msg, file=sys.stderr)
+            self.assertLess(d.max(), 0.1, msg)
+            self.assertLess(d.mean(), 0.015, msg)
+            self.assertGreaterEqual(agree, 0.9, msg)
+
     def test_perplexity_matches(self):
         text = os.path.join(SHARED, "text", "austen", "persuasion.txt")
         if not os.path.exists(text):

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <random>
 
@@ -139,16 +141,33 @@ TEST(Kernels, CanonicalDotIsAccurate) {
   EXPECT_NEAR(kernels::scalar_table().dot_f32(a.data(), b.data(), 1000), 300.0f, 1e-3);
 }
 
-TEST(ThreadPool, EveryThreadRunsOncePerCall) {
+TEST(ThreadPool, CallerAlwaysRunsAndWorkersRunAtMostOnce) {
   for (int n : {1, 2, 3, 8}) {
     ThreadPool pool(n);
     std::vector<std::atomic<int>> hits(n);
-    for (int rep = 0; rep < 200; ++rep) pool.run([&](int i, int nt) {
-      EXPECT_EQ(nt, n);
-      hits[i].fetch_add(1);
-    });
-    for (int i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 200);
+    for (int rep = 0; rep < 200; ++rep) {
+      std::vector<std::atomic<int>> once(n);
+      pool.run([&](int i) {
+        hits[i].fetch_add(1);
+        EXPECT_EQ(once[i].fetch_add(1), 0);
+      });
+    }
+    EXPECT_EQ(hits[0].load(), 200);
+    int total = 0;
+    for (int i = 0; i < n; ++i) total += hits[i].load();
+    EXPECT_GE(total, 200);
   }
+}
+
+TEST(ThreadPool, WorkersShareLoadWhenIdle) {
+  ThreadPool pool(2);
+  std::atomic<int> by_worker{0};
+  for (int rep = 0; rep < 50; ++rep)
+    pool.parallel_for(64, 1, [&](int64_t, int64_t, int i) {
+      if (i == 1) by_worker.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+  EXPECT_GT(by_worker.load(), 0);  // the worker took chunks
 }
 
 TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {

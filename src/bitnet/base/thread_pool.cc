@@ -2,8 +2,6 @@
 
 #include <sched.h>
 
-#include <algorithm>
-
 #include "bitnet/base/error.h"
 
 namespace bitnet {
@@ -18,7 +16,8 @@ inline void cpu_relax() {
 #endif
 }
 
-constexpr int kSpins = 20000;  // ~10-50 us of spinning before sleeping
+constexpr int kSpins = 20000;  // tens of microseconds of spinning before sleeping
+inline uint32_t generation_of(uint64_t s) { return static_cast<uint32_t>(s >> 32); }
 
 }  // namespace
 
@@ -37,44 +36,54 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
+  state_.fetch_add(1ull << 32, std::memory_order_acq_rel);  // a new generation wakes everyone
+  state_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::dispatch(Task task, void* ctx) {
   if (n_threads_ == 1) {
-    task(ctx, 0, 1);
+    task(ctx, 0);
     return;
   }
+  // The previous job is closed with no worker active, so nobody reads task_/ctx_ now.
   task_ = task;
   ctx_ = ctx;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
-  task(ctx, 0, n_threads_);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpins) {
-      cpu_relax();
-    } else {
-      const int p = pending_.load(std::memory_order_acquire);
-      if (p != 0) pending_.wait(p, std::memory_order_acquire);
-    }
+  const uint64_t gen = generation_of(state_.load(std::memory_order_relaxed)) + 1u;
+  state_.store(static_cast<uint64_t>(static_cast<uint32_t>(gen)) << 32, std::memory_order_release);
+  state_.notify_all();
+  task(ctx, 0);
+  // Close the job: workers that have not joined yet will skip it.
+  uint64_t s = state_.fetch_or(kClosed, std::memory_order_acq_rel) | kClosed;
+  for (int spin = 0; (s & kActiveMask) != 0; ++spin) {
+    if (spin < kSpins) cpu_relax();
+    else state_.wait(s, std::memory_order_acquire);
+    s = state_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker(int index) {
   uint32_t seen = 0;
   while (true) {
-    uint32_t g;
-    for (int spin = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++spin) {
+    uint64_t s;
+    for (int spin = 0; generation_of(s = state_.load(std::memory_order_acquire)) == seen; ++spin) {
       if (spin < kSpins) cpu_relax();
-      else generation_.wait(seen, std::memory_order_acquire);
+      else state_.wait(s, std::memory_order_acquire);
     }
-    seen = g;
+    seen = generation_of(s);
     if (stop_.load(std::memory_order_acquire)) return;
-    task_(ctx_, index, n_threads_);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    // Join unless the job was already closed (or replaced).
+    bool joined = false;
+    while (generation_of(s) == seen && !(s & kClosed)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;
+    task_(ctx_, index);
+    const uint64_t after = state_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if ((after & kActiveMask) == 0 && (after & kClosed)) state_.notify_all();
   }
 }
 

@@ -1,7 +1,8 @@
-// A fixed set of worker threads for data-parallel kernels. Threads are created once; each run() wakes
-// them with one atomic increment, the caller works as thread 0, and the call returns when every thread
-// has finished its share. Waiting spins briefly, then sleeps on the atomic (futex), so back-to-back
-// operations of a decode step cost well under a microsecond to hand over.
+// A fixed set of worker threads for data-parallel kernels. Threads are created once; each job wakes them
+// with one atomic store, the caller works too, and the call returns when every thread that joined the
+// job has finished. A worker that is not running when the job is posted (the OS gave its core to another
+// process) simply misses it: the caller and the other workers take its share, and the late worker never
+// touches the job once it is closed. Waiting spins briefly, then sleeps on the atomic (futex).
 #pragma once
 
 #include <algorithm>
@@ -21,23 +22,23 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(thread_index, n_threads) on every thread and waits for all of them.
+  // Calls fn(thread_index) on the caller (index 0) and on every worker that joins in time; returns when
+  // all of them are done. Work must therefore be claimed dynamically (see parallel_for).
   template <typename F>
   void run(F&& fn) {
-    auto trampoline = [](void* ctx, int i, int n) { (*static_cast<F*>(ctx))(i, n); };
+    auto trampoline = [](void* ctx, int i) { (*static_cast<F*>(ctx))(i); };
     dispatch(trampoline, &fn);
   }
 
-  // Calls fn(begin, end, thread_index) over chunks covering [0, n) exactly once. Chunks are multiples
-  // of `grain` and handed out dynamically (an atomic counter), so a thread that was descheduled, or
-  // got slower rows, takes fewer chunks and all threads finish together.
+  // Calls fn(begin, end, thread_index) over chunks covering [0, n) exactly once. Chunks are multiples of
+  // `grain`, handed out through an atomic counter, so threads finish together whatever their speed.
   template <typename F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
     const int64_t per = (n + int64_t(n_threads_) * 4 - 1) / (int64_t(n_threads_) * 4);
     const int64_t chunk = std::max<int64_t>(grain, (per + grain - 1) / grain * grain);
     std::atomic<int64_t> next{0};
-    run([&](int i, int) {
+    run([&](int i) {
       for (int64_t b = next.fetch_add(chunk, std::memory_order_relaxed); b < n;
            b = next.fetch_add(chunk, std::memory_order_relaxed))
         fn(b, std::min(b + chunk, n), i);
@@ -48,16 +49,19 @@ class ThreadPool {
   static int default_threads();
 
  private:
-  using Task = void (*)(void*, int, int);
+  using Task = void (*)(void*, int);
   void dispatch(Task task, void* ctx);
   void worker(int index);
+
+  // Job state in one word: generation (high 32 bits), closed flag (bit 31), joined workers (bits 0-30).
+  static constexpr uint64_t kClosed = 1ull << 31;
+  static constexpr uint64_t kActiveMask = kClosed - 1;
 
   int n_threads_;
   std::vector<std::thread> workers_;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
-  std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> state_{kClosed};  // generation 0, closed, nobody active
   std::atomic<bool> stop_{false};
 };
 

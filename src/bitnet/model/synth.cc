@@ -8,6 +8,7 @@
 #include "bitnet/base/error.h"
 #include "bitnet/base/fp16.h"
 #include "bitnet/format/gguf.h"
+#include "bitnet/format/quantize.h"
 #include "bitnet/format/ternary.h"
 #include "bitnet/model/arch.h"
 #include "bitnet/model/norm_profile.h"
@@ -85,28 +86,8 @@ void encode_linear(TensorType type, const int8_t* w, uint64_t n, float scale, ui
 }
 
 void encode_floats(TensorType type, const std::vector<float>& v, uint8_t* dst) {
-  const uint64_t n = v.size();
-  switch (type) {
-    case TensorType::F32: std::memcpy(dst, v.data(), n * 4); return;
-    case TensorType::F16:
-      for (uint64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_fp16(v[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
-    case TensorType::Q8_0:  // {fp16 d, int8 q[32]}, d = max|x|/127, q = round(x/d)
-      for (uint64_t b = 0; b < n / 32; ++b) {
-        float amax = 0;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[b * 32 + j]));
-        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        const uint16_t dh = f32_to_fp16(d);
-        uint8_t* out = dst + b * 34;
-        std::memcpy(out, &dh, 2);
-        for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(v[b * 32 + j] * id)));
-      }
-      return;
-    default: fail("synth: embeddings cannot be stored as {}", type_traits(type).name);
-  }
+  if (!can_quantize(type) || type == TensorType::BF16) fail("synth: embeddings cannot be stored as {}", type_traits(type).name);
+  quantize_row(type, v.data(), v.size(), dst);
 }
 
 void check_options(const SynthOptions& o, const ArchInfo& info) {
@@ -126,8 +107,9 @@ void check_options(const SynthOptions& o, const ArchInfo& info) {
     if (k % wt.block_size != 0)
       fail("synth: {} weights need input dimensions that are multiples of {}, got {}", wt.name, wt.block_size, k);
   const TypeTraits& et = type_traits(o.embd_type);
-  if (o.embd_type != TensorType::F16 && o.embd_type != TensorType::F32 && o.embd_type != TensorType::Q8_0)
-    fail("synth: --embd-type {} is not supported (f16, f32, q8_0)", et.name);
+  if (o.embd_type != TensorType::F16 && o.embd_type != TensorType::F32 && o.embd_type != TensorType::Q8_0 &&
+      o.embd_type != TensorType::Q6_K)
+    fail("synth: --embd-type {} is not supported (f16, f32, q8_0, q6_k)", et.name);
   if (o.dim % et.block_size != 0) fail("synth: {} embeddings need --dim a multiple of {}", et.name, et.block_size);
 }
 

@@ -1,0 +1,272 @@
+// llama-bench-like throughput of llama.cpp, through the npm package node-llama-cpp (3.21.1), CPU only.
+//
+//   node bench/llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2]
+//        [--kv f16|f32] [--fa auto|on|off] [--seed 1] [--json] [--verbose]
+//
+// ORACLE_DIR: where tests/oracles/install.sh installed node-llama-cpp (e.g. build/oracles).
+//
+// What is measured (the same tests as llama-bench and `bitnet bench`):
+//   pp: --pp random token ids evaluated as one batch (one llama_decode) from an empty sequence; logits are
+//       requested for the last position only (what llama-bench's llama_batch_get_one does).
+//   tg: --tg random token ids evaluated one at a time (one llama_decode of 1 token each) from an empty
+//       sequence, each with its logits (greedy argmax in C++, no probability maps through JS).
+// One warm-up run of each (pages the memory-mapped weights in), then --reps repetitions; tok/s is averaged
+// over repetitions (mean and sample standard deviation), like llama-bench.
+//
+// Two clocks: "wall" is performance.now() around node-llama-cpp's sequence.controlledEvaluate(), the
+// lowest-level public evaluate API (it lets each token say whether it wants logits); "native" is llama.cpp's
+// own llama_perf counters for the same calls (time from the start of llama_decode to the end of
+// llama_synchronize, which is exactly what llama-bench times), read through context.printTimings().
+// wall - native = JavaScript overhead; it is reported, and also for a lone 1-token evaluate.
+//
+// Defaults match llama-bench's: F16 K and V cache, flash attention "auto" (on the CPU backend llama.cpp
+// resolves auto to enabled). The context holds pp+tg tokens, the batch (= micro-batch in node-llama-cpp)
+// at least pp tokens, so a prompt is one llama_decode.
+//
+// Exit status: 0 ok, 1 failure, 2 bad command line.
+import { readFileSync, existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "../tests/oracles/llama_cpp_common.mjs";
+
+const USAGE =
+  "usage: llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp N] [--tg N] [--reps R] [--threads T] " +
+  "[--kv f16|f32] [--fa auto|on|off] [--seed S] [--json] [--verbose]";
+
+function fail(code, msg) {
+  process.stderr.write(`llama_cpp_bench: ${msg}\n`);
+  process.exit(code);
+}
+
+let args;
+try {
+  args = parseArgs(process.argv.slice(2), {
+    positional: ["oracleDir", "model"],
+    options: {
+      "--pp": "int", "--tg": "int", "--reps": "int", "--threads": "int", "--seed": "int",
+      "--kv": "string", "--fa": "string", "--json": "flag", "--verbose": "flag",
+    },
+  });
+} catch (e) {
+  fail(2, `${e.message}\n${USAGE}`);
+}
+const pp = args.pp ?? 512;
+const tg = args.tg ?? 128;
+const reps = args.reps ?? 5;
+const threads = args.threads ?? 2;
+const kv = (args.kv ?? "f16").toLowerCase();
+const fa = (args.fa ?? "auto").toLowerCase();
+if (pp < 0 || tg < 0 || pp + tg === 0) fail(2, "--pp and --tg must be >= 0, not both 0");
+if (reps < 1) fail(2, "--reps must be >= 1");
+if (threads < 1) fail(2, "--threads must be >= 1 (this script passes it to llama.cpp exactly)");
+if (!["f16", "f32"].includes(kv)) fail(2, "--kv must be f16 or f32");
+if (!["auto", "on", "off"].includes(fa)) fail(2, "--fa must be auto, on or off");
+if (!existsSync(args.model)) fail(2, `no such model file: ${args.model}`);
+
+// Small deterministic PRNG (mulberry32) for the random token ids.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function meanStd(xs) {
+  if (xs.length === 0) return { mean: null, stddev: null };
+  const m = xs.reduce((s, x) => s + x, 0) / xs.length;
+  if (xs.length < 2) return { mean: m, stddev: 0 };
+  const v = xs.reduce((s, x) => s + (x - m) * (x - m), 0) / (xs.length - 1);
+  return { mean: m, stddev: Math.sqrt(v) };
+}
+
+const entry = `${resolve(args.oracleDir)}/node_modules/node-llama-cpp/dist/index.js`;
+if (!existsSync(entry)) fail(1, `node-llama-cpp is not installed in ${args.oracleDir} (run tests/oracles/install.sh)`);
+const nlc = await import(pathToFileURL(entry).href);
+const { getLlama, LlamaLogLevel } = nlc;
+const pkgVersion = JSON.parse(readFileSync(`${resolve(args.oracleDir)}/node_modules/node-llama-cpp/package.json`, "utf8")).version;
+
+// llama.cpp's messages: warn and above to stderr (--verbose: everything); llama_perf lines are kept for parsing.
+// Level "info" must reach the logger for printTimings() to be seen at all.
+let perfLines = [];
+const warnLevels = new Set(["warn", "error", "fatal"]);
+const llama = await getLlama({
+  gpu: false,
+  build: "never",
+  usePrebuiltBinaries: true,
+  skipDownload: true,
+  progressLogs: false,
+  maxThreads: threads,
+  logLevel: args.verbose ? LlamaLogLevel.debug : LlamaLogLevel.info,
+  logger: (level, message) => {
+    if (message.includes("llama_perf_context_print")) perfLines.push(message);
+    if (args.verbose || warnLevels.has(String(level)))
+      process.stderr.write(`[llama.cpp ${level}] ${message.endsWith("\n") ? message : message + "\n"}`);
+  },
+});
+
+let model, context, sequence;
+async function closeAll() {
+  sequence?.dispose();
+  await context?.dispose();
+  await model?.dispose();
+  await llama?.dispose();
+}
+
+try {
+  const t0 = performance.now();
+  model = await llama.loadModel({ modelPath: resolve(args.model), gpuLayers: 0, useMmap: true });
+  const loadMs = performance.now() - t0;
+  const embd = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
+  const nVocab = Number(embd?.dimensions?.[1] ?? model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? 0);
+  if (!(nVocab > 0)) throw new Error("cannot tell the vocabulary size (no token_embd.weight)");
+  const kvType = kv.toUpperCase();
+  context = await model.createContext({
+    contextSize: Math.max(pp + tg + 1, 16),
+    batchSize: Math.max(pp, 1),
+    sequences: 1,
+    threads: { ideal: threads, min: threads },
+    flashAttention: fa === "auto" ? "auto" : fa === "on",
+    experimentalKvCacheKeyType: kvType,
+    experimentalKvCacheValueType: kvType,
+    performanceTracking: true,
+    failedCreationRemedy: false,
+  });
+  if (context.contextSize < pp + tg) throw new Error(`context size ${context.contextSize} < pp+tg = ${pp + tg}`);
+  if (context.batchSize < pp) throw new Error(`batch size ${context.batchSize} < pp = ${pp}`);
+  sequence = context.getSequence();
+  const rand = rng(args.seed ?? 1);
+  const randomToken = () => Math.floor(rand() * nVocab);
+
+  // llama.cpp's own timings since the last call (printTimings prints, then resets, the llama_perf counters).
+  // The lines arrive through node-llama-cpp's asynchronous log relay: wait for them.
+  async function native() {
+    perfLines = [];
+    await context.printTimings();
+    let p = null, e = null;
+    for (let i = 0; i < 100 && (p === null || e === null); ++i) {
+      for (const l of perfLines) {
+        const mp = /prompt eval time =\s*([\d.]+) ms \/\s*(\d+) tokens/.exec(l);
+        if (mp) p = { ms: Number(mp[1]), n: Number(mp[2]) };
+        const me = /(?<!prompt )eval time =\s*([\d.]+) ms \/\s*(\d+) runs/.exec(l);
+        if (me) e = { ms: Number(me[1]), n: Number(me[2]) };
+      }
+      if (p === null || e === null) await new Promise((r) => setTimeout(r, 10));
+    }
+    if (p === null || e === null) return null;
+    // llama_perf reports max(1, count) for both counters, so a count is only meaningful where its time is not 0.
+    return { ms: p.ms + e.ms, promptTokens: p.n, genRuns: e.n };
+  }
+
+  async function runPP() {
+    await sequence.clearHistory();
+    if (sequence.nextTokenIndex !== 0) throw new Error("sequence not empty after clearHistory");
+    const toks = Array.from({ length: pp }, randomToken);
+    const input = toks.map((t, i) => (i === pp - 1 ? [t, { generateNext: { token: true } }] : t));
+    await native(); // reset
+    const t0 = performance.now();
+    const out = await sequence.controlledEvaluate(input);
+    const wallMs = performance.now() - t0;
+    const nat = await native();
+    if (out[pp - 1]?.next?.token == null) throw new Error("pp: no token for the last position");
+    if (sequence.nextTokenIndex !== pp) throw new Error(`pp: sequence holds ${sequence.nextTokenIndex} tokens, not ${pp}`);
+    const counted = pp === 1 ? nat?.genRuns : nat?.promptTokens;
+    if (nat && counted !== pp) throw new Error(`pp: llama.cpp counted ${counted} tokens, not ${pp}`);
+    return { wallMs, nativeMs: nat?.ms ?? null };
+  }
+
+  async function runTG(n) {
+    await sequence.clearHistory();
+    if (sequence.nextTokenIndex !== 0) throw new Error("sequence not empty after clearHistory");
+    const toks = Array.from({ length: n }, randomToken);
+    await native(); // reset
+    const t0 = performance.now();
+    for (let i = 0; i < n; ++i) {
+      const out = await sequence.controlledEvaluate([[toks[i], { generateNext: { token: true } }]]);
+      if (out[0]?.next?.token == null) throw new Error(`tg: no token at step ${i}`);
+    }
+    const wallMs = performance.now() - t0;
+    const nat = await native();
+    if (nat && nat.genRuns !== n) throw new Error(`tg: llama.cpp counted ${nat.genRuns} 1-token decodes, not ${n}`);
+    return { wallMs, nativeMs: nat?.ms ?? null };
+  }
+
+  // Warm-up (not counted), then the repetitions.
+  if (pp > 0) await runPP();
+  if (tg > 0) await runTG(tg);
+  const ppRuns = [], tgRuns = [];
+  for (let r = 0; r < reps; ++r) {
+    if (pp > 0) ppRuns.push(await runPP());
+    if (tg > 0) tgRuns.push(await runTG(tg));
+  }
+  // A lone 1-token evaluate from an empty sequence: the per-call cost of the JS path around one llama_decode.
+  const one = [];
+  for (let r = 0; r < Math.max(3, reps); ++r) one.push(await runTG(1));
+
+  const threadsUsed = context._ctx?.getThreads?.() ?? context.currentThreads;
+  if (threadsUsed !== threads) throw new Error(`llama.cpp used ${threadsUsed} threads, not ${threads}`);
+
+  function summarize(runs, n, perCall) {
+    if (runs.length === 0) return undefined;
+    const wall = meanStd(runs.map((r) => (n * 1000) / r.wallMs));
+    const haveNative = runs.every((r) => r.nativeMs !== null);
+    const nat = haveNative ? meanStd(runs.map((r) => (n * 1000) / r.nativeMs)) : { mean: null, stddev: null };
+    const overhead = haveNative ? meanStd(runs.map((r) => (r.wallMs - r.nativeMs) / perCall)).mean : null;
+    return {
+      tok_s: wall.mean,
+      stddev: wall.stddev,
+      native_tok_s: nat.mean,
+      native_stddev: nat.stddev,
+      js_overhead_ms_per_call: overhead,
+      wall_ms: meanStd(runs.map((r) => r.wallMs)).mean,
+    };
+  }
+  const oneWall = meanStd(one.map((r) => r.wallMs)).mean;
+  const oneNative = one.every((r) => r.nativeMs !== null) ? meanStd(one.map((r) => r.nativeMs)).mean : null;
+  const result = {
+    engine: "llama.cpp",
+    package: `node-llama-cpp@${pkgVersion}`,
+    llama_cpp_release: llama.llamaCppRelease?.release ?? null,
+    model: resolve(args.model),
+    arch: model.fileInfo.metadata?.general?.architecture ?? null,
+    model_bytes: model.size,
+    n_vocab: nVocab,
+    threads,
+    threads_used: threadsUsed,
+    kv_type: kv,
+    flash_attn: fa,
+    context_size: context.contextSize,
+    batch_size: context.batchSize,
+    n_prompt: pp,
+    n_gen: tg,
+    repetitions: reps,
+    load_ms: loadMs,
+    pp: summarize(ppRuns, pp, 1),
+    tg: summarize(tgRuns, tg, tg),
+    eval1: { wall_ms: oneWall, native_ms: oneNative, js_overhead_ms: oneNative === null ? null : oneWall - oneNative },
+  };
+  if (oneNative === null) process.stderr.write("llama_cpp_bench: warning: llama.cpp's perf counters were not readable; native figures are null\n");
+
+  if (args.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+  } else {
+    const f = (x, d = 2) => (x === null || x === undefined ? "n/a" : x.toFixed(d));
+    const name = `${result.arch} (${(result.model_bytes / 1e9).toFixed(2)} GB)`;
+    console.log(`llama.cpp ${result.llama_cpp_release ?? "?"} via ${result.package}, CPU, ${threads} threads, KV ${kv}, flash attention ${fa}`);
+    console.log("| model | test | t/s (wall, via JS) | t/s (llama.cpp's own timer) | JS overhead per call |");
+    console.log("|---|---|---|---|---|");
+    if (result.pp)
+      console.log(`| ${name} | pp${pp} | ${f(result.pp.tok_s)} ± ${f(result.pp.stddev)} | ${f(result.pp.native_tok_s)} ± ${f(result.pp.native_stddev)} | ${f(result.pp.js_overhead_ms_per_call, 3)} ms |`);
+    if (result.tg)
+      console.log(`| ${name} | tg${tg} | ${f(result.tg.tok_s)} ± ${f(result.tg.stddev)} | ${f(result.tg.native_tok_s)} ± ${f(result.tg.native_stddev)} | ${f(result.tg.js_overhead_ms_per_call, 3)} ms |`);
+    console.log(`1-token evaluate: ${f(oneWall, 3)} ms wall, ${f(oneNative, 3)} ms in llama.cpp, JS overhead ${f(result.eval1.js_overhead_ms, 3)} ms`);
+  }
+  await closeAll();
+} catch (e) {
+  process.stderr.write(`llama_cpp_bench: ${e?.stack ?? e}\n`);
+  await closeAll().catch(() => {});
+  process.exit(1);
+}
