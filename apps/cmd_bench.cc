@@ -55,6 +55,7 @@ Action register_bench(CLI::App& app) {
   app.add_option("-t,--threads", o->model.threads, "Threads (0: all cores)")->capture_default_str();
   app.add_option("-b,--batch-size", o->model.n_batch, "Prompt batch size")->capture_default_str();
   app.add_option("--kv-type", o->model.kv_type, "KV cache type")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--lm-head", o->model.lm_head, "f16 | q8")->capture_default_str()->check(CLI::IsMember({"f16", "q8"}));
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--profile", o->profile, "Also report where the time goes (linear layers, LM head, attention, rest)");
   return [o]() {

@@ -19,6 +19,11 @@ void ModelFlags::add(CLI::App& app) {
                  "layers (compare formats exactly)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "per-token"}));
+  app.add_option("--lm-head", lm_head,
+                 "LM head: f16 (as stored) | q8 (int8 rows quantized at load: half the bytes per token, slightly "
+                 "different logits)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "q8"}));
 }
 
 SessionOptions ModelFlags::session_options() const {
@@ -27,6 +32,7 @@ SessionOptions ModelFlags::session_options() const {
   o.n_ctx = n_ctx;
   o.n_batch = n_batch;
   o.n_threads = threads;
+  o.lm_head_q8 = lm_head == "q8";
   o.kv_type = kv_type == "f32" ? KvType::F32 : KvType::F16;
   o.act_quant = act_quant == "per-token" ? ActQuant::PerToken : ActQuant::Auto;
   return o;

@@ -17,6 +17,7 @@ struct ModelFlags {
   int32_t threads = 0;
   std::string kv_type = "f16";
   std::string act_quant = "auto";
+  std::string lm_head = "f16";
 
   void add(CLI::App& app);
   SessionOptions session_options() const;

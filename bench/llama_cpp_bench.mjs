@@ -1,27 +1,33 @@
 // llama-bench-like throughput of llama.cpp, through the npm package node-llama-cpp (3.21.1), CPU only.
 //
 //   node bench/llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2]
-//        [--kv f16|f32] [--fa auto|on|off] [--seed 1] [--json] [--verbose]
+//        [--kv f16|f32] [--fa auto|on|off] [--api addon|public] [--seed 1] [--json] [--verbose]
 //
 // ORACLE_DIR: where tests/oracles/install.sh installed node-llama-cpp (e.g. build/oracles).
 //
 // What is measured (the same tests as llama-bench and `bitnet bench`):
-//   pp: --pp random token ids evaluated as one batch (one llama_decode) from an empty sequence; logits are
-//       requested for the last position only (what llama-bench's llama_batch_get_one does).
-//   tg: --tg random token ids evaluated one at a time (one llama_decode of 1 token each) from an empty
-//       sequence, each with its logits (greedy argmax in C++, no probability maps through JS).
+//   pp: --pp random token ids evaluated as one batch (one llama_decode) from an empty KV cache; logits for
+//       the last position only (what llama-bench's llama_batch_get_one asks for).
+//   tg: --tg random token ids evaluated one at a time (one llama_decode of 1 token each) from an empty KV
+//       cache, each with its logits (so the LM head runs every step; nothing is sampled through JS).
 // One warm-up run of each (pages the memory-mapped weights in), then --reps repetitions; tok/s is averaged
 // over repetitions (mean and sample standard deviation), like llama-bench.
 //
-// Two clocks: "wall" is performance.now() around node-llama-cpp's sequence.controlledEvaluate(), the
-// lowest-level public evaluate API (it lets each token say whether it wants logits); "native" is llama.cpp's
-// own llama_perf counters for the same calls (time from the start of llama_decode to the end of
-// llama_synchronize, which is exactly what llama-bench times), read through context.printTimings().
-// wall - native = JavaScript overhead; it is reported, and also for a lone 1-token evaluate.
+// --api addon (default): node-llama-cpp's native AddonContext (initBatch / addToBatch / decodeBatch), the
+//   calls node-llama-cpp's own batch scheduler makes, and nothing more (internal, but the version is pinned).
+// --api public: sequence.controlledEvaluate(), the lowest-level public evaluate API; adds node-llama-cpp's
+//   scheduler, locks, thread reservation and a greedy argmax (in C++) of each requested row.
+//
+// Two clocks: "wall" = performance.now() around the calls (the reported tok_s); "native" = llama.cpp's own
+// llama_perf counters for the same calls (start of llama_decode to end of llama_synchronize, exactly the
+// interval llama-bench times), read through context.printTimings(). wall - native = JS overhead, reported per
+// call, and for a lone 1-token evaluate through both APIs.
 //
 // Defaults match llama-bench's: F16 K and V cache, flash attention "auto" (on the CPU backend llama.cpp
-// resolves auto to enabled). The context holds pp+tg tokens, the batch (= micro-batch in node-llama-cpp)
-// at least pp tokens, so a prompt is one llama_decode.
+// resolves auto to enabled: outputs are bitwise those of "on"). Context >= pp+tg tokens; batch = micro-batch
+// (node-llama-cpp sets n_ubatch = n_batch) >= pp, so a prompt is one llama_decode (llama-bench: n_ubatch 512).
+// Threads: --threads is passed exactly (getLlama maxThreads and createContext threads {ideal, min}); the
+// number llama.cpp used is read back and checked.
 //
 // Exit status: 0 ok, 1 failure, 2 bad command line.
 import { readFileSync, existsSync } from "node:fs";
@@ -31,7 +37,7 @@ import { parseArgs } from "../tests/oracles/llama_cpp_common.mjs";
 
 const USAGE =
   "usage: llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp N] [--tg N] [--reps R] [--threads T] " +
-  "[--kv f16|f32] [--fa auto|on|off] [--seed S] [--json] [--verbose]";
+  "[--kv f16|f32] [--fa auto|on|off] [--api addon|public] [--seed S] [--json] [--verbose]";
 
 function fail(code, msg) {
   process.stderr.write(`llama_cpp_bench: ${msg}\n`);
@@ -44,7 +50,7 @@ try {
     positional: ["oracleDir", "model"],
     options: {
       "--pp": "int", "--tg": "int", "--reps": "int", "--threads": "int", "--seed": "int",
-      "--kv": "string", "--fa": "string", "--json": "flag", "--verbose": "flag",
+      "--kv": "string", "--fa": "string", "--api": "string", "--json": "flag", "--verbose": "flag",
     },
   });
 } catch (e) {
@@ -56,11 +62,13 @@ const reps = args.reps ?? 5;
 const threads = args.threads ?? 2;
 const kv = (args.kv ?? "f16").toLowerCase();
 const fa = (args.fa ?? "auto").toLowerCase();
+let api = (args.api ?? "addon").toLowerCase();
 if (pp < 0 || tg < 0 || pp + tg === 0) fail(2, "--pp and --tg must be >= 0, not both 0");
 if (reps < 1) fail(2, "--reps must be >= 1");
 if (threads < 1) fail(2, "--threads must be >= 1 (this script passes it to llama.cpp exactly)");
 if (!["f16", "f32"].includes(kv)) fail(2, "--kv must be f16 or f32");
 if (!["auto", "on", "off"].includes(fa)) fail(2, "--fa must be auto, on or off");
+if (!["addon", "public"].includes(api)) fail(2, "--api must be addon or public");
 if (!existsSync(args.model)) fail(2, `no such model file: ${args.model}`);
 
 // Small deterministic PRNG (mulberry32) for the random token ids.
@@ -161,35 +169,71 @@ try {
     return { ms: p.ms + e.ms, promptTokens: p.n, genRuns: e.n };
   }
 
+  // Two ways to run one llama_decode:
+  //   "addon":  node-llama-cpp's native AddonContext (context._ctx): initBatch / addToBatch / decodeBatch, the
+  //             very calls node-llama-cpp's own scheduler makes, and nothing else: exactly llama-bench's work
+  //             (decode + synchronize, logits for the marked row, no sampling). Internal API, pinned version.
+  //   "public": sequence.controlledEvaluate(), the lowest-level public evaluate API (per-token control of
+  //             which rows get logits); it also runs node-llama-cpp's batch scheduler, locks, thread
+  //             reservation and a greedy sample of the requested row (argmax in C++).
+  const addon = context._ctx;
+  const seqId = sequence._sequenceId;
+  const addonOk =
+    Number.isInteger(seqId) &&
+    ["initBatch", "addToBatch", "decodeBatch", "removeTokenCellsFromSequence", "getSequenceKvCacheMaxPosition"].every(
+      (m) => typeof addon?.[m] === "function");
+  if (api === "addon" && !addonOk)
+    throw new Error(`node-llama-cpp ${pkgVersion}'s internal AddonContext is not as expected: use --api public`);
+  const engine = {
+    async clear() {
+      if (api === "addon") {
+        addon.removeTokenCellsFromSequence(seqId, 0, -1);
+        if (addon.getSequenceKvCacheMaxPosition(seqId) !== -1) throw new Error("KV cache not empty after clearing");
+      } else {
+        await sequence.clearHistory();
+        if (sequence.nextTokenIndex !== 0) throw new Error("sequence not empty after clearHistory");
+      }
+    },
+    // Evaluates `tokens` at positions pos0.. with logits for the last one only.
+    async eval(tokens, pos0) {
+      if (api === "addon") {
+        addon.initBatch(tokens.length);
+        addon.addToBatch(seqId, pos0, Uint32Array.from(tokens), Uint32Array.of(tokens.length - 1));
+        await addon.decodeBatch();
+      } else {
+        const n = tokens.length;
+        const out = await sequence.controlledEvaluate(tokens.map((t, i) => (i === n - 1 ? [t, { generateNext: { token: true } }] : t)));
+        if (out[n - 1]?.next?.token == null) throw new Error(`no token for position ${pos0 + n - 1}`);
+      }
+    },
+    position() {
+      return api === "addon" ? addon.getSequenceKvCacheMaxPosition(seqId) + 1 : sequence.nextTokenIndex;
+    },
+  };
+
   async function runPP() {
-    await sequence.clearHistory();
-    if (sequence.nextTokenIndex !== 0) throw new Error("sequence not empty after clearHistory");
+    await engine.clear();
     const toks = Array.from({ length: pp }, randomToken);
-    const input = toks.map((t, i) => (i === pp - 1 ? [t, { generateNext: { token: true } }] : t));
     await native(); // reset
     const t0 = performance.now();
-    const out = await sequence.controlledEvaluate(input);
+    await engine.eval(toks, 0);
     const wallMs = performance.now() - t0;
     const nat = await native();
-    if (out[pp - 1]?.next?.token == null) throw new Error("pp: no token for the last position");
-    if (sequence.nextTokenIndex !== pp) throw new Error(`pp: sequence holds ${sequence.nextTokenIndex} tokens, not ${pp}`);
+    if (engine.position() !== pp) throw new Error(`pp: sequence holds ${engine.position()} tokens, not ${pp}`);
     const counted = pp === 1 ? nat?.genRuns : nat?.promptTokens;
     if (nat && counted !== pp) throw new Error(`pp: llama.cpp counted ${counted} tokens, not ${pp}`);
     return { wallMs, nativeMs: nat?.ms ?? null };
   }
 
   async function runTG(n) {
-    await sequence.clearHistory();
-    if (sequence.nextTokenIndex !== 0) throw new Error("sequence not empty after clearHistory");
+    await engine.clear();
     const toks = Array.from({ length: n }, randomToken);
     await native(); // reset
     const t0 = performance.now();
-    for (let i = 0; i < n; ++i) {
-      const out = await sequence.controlledEvaluate([[toks[i], { generateNext: { token: true } }]]);
-      if (out[0]?.next?.token == null) throw new Error(`tg: no token at step ${i}`);
-    }
+    for (let i = 0; i < n; ++i) await engine.eval([toks[i]], i);
     const wallMs = performance.now() - t0;
     const nat = await native();
+    if (engine.position() !== n) throw new Error(`tg: sequence holds ${engine.position()} tokens, not ${n}`);
     if (nat && nat.genRuns !== n) throw new Error(`tg: llama.cpp counted ${nat.genRuns} 1-token decodes, not ${n}`);
     return { wallMs, nativeMs: nat?.ms ?? null };
   }
@@ -202,12 +246,22 @@ try {
     if (pp > 0) ppRuns.push(await runPP());
     if (tg > 0) tgRuns.push(await runTG(tg));
   }
-  // A lone 1-token evaluate from an empty sequence: the per-call cost of the JS path around one llama_decode.
-  const one = [];
-  for (let r = 0; r < Math.max(3, reps); ++r) one.push(await runTG(1));
-
-  const threadsUsed = context._ctx?.getThreads?.() ?? context.currentThreads;
+  const threadsUsed = addon?.getThreads?.() ?? context.currentThreads;
   if (threadsUsed !== threads) throw new Error(`llama.cpp used ${threadsUsed} threads, not ${threads}`);
+
+  // A lone 1-token evaluate from an empty sequence, through both APIs: what one call costs around llama_decode.
+  const chosenApi = api;
+  const eval1 = {};
+  for (const a of addonOk ? ["addon", "public"] : ["public"]) {
+    api = a;
+    const one = [];
+    for (let r = 0; r < Math.max(3, reps); ++r) one.push(await runTG(1));
+    await engine.clear();
+    const wall = meanStd(one.map((r) => r.wallMs)).mean;
+    const nat = one.every((r) => r.nativeMs !== null) ? meanStd(one.map((r) => r.nativeMs)).mean : null;
+    eval1[a] = { wall_ms: wall, native_ms: nat, js_overhead_ms: nat === null ? null : wall - nat };
+  }
+  api = chosenApi;
 
   function summarize(runs, n, perCall) {
     if (runs.length === 0) return undefined;
@@ -224,8 +278,6 @@ try {
       wall_ms: meanStd(runs.map((r) => r.wallMs)).mean,
     };
   }
-  const oneWall = meanStd(one.map((r) => r.wallMs)).mean;
-  const oneNative = one.every((r) => r.nativeMs !== null) ? meanStd(one.map((r) => r.nativeMs)).mean : null;
   const result = {
     engine: "llama.cpp",
     package: `node-llama-cpp@${pkgVersion}`,
@@ -238,6 +290,7 @@ try {
     threads_used: threadsUsed,
     kv_type: kv,
     flash_attn: fa,
+    api,
     context_size: context.contextSize,
     batch_size: context.batchSize,
     n_prompt: pp,
@@ -246,23 +299,24 @@ try {
     load_ms: loadMs,
     pp: summarize(ppRuns, pp, 1),
     tg: summarize(tgRuns, tg, tg),
-    eval1: { wall_ms: oneWall, native_ms: oneNative, js_overhead_ms: oneNative === null ? null : oneWall - oneNative },
+    eval1,
   };
-  if (oneNative === null) process.stderr.write("llama_cpp_bench: warning: llama.cpp's perf counters were not readable; native figures are null\n");
+  if (eval1.public.native_ms === null) process.stderr.write("llama_cpp_bench: warning: llama.cpp's perf counters were not readable; native figures are null\n");
 
   if (args.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + "\n");
   } else {
     const f = (x, d = 2) => (x === null || x === undefined ? "n/a" : x.toFixed(d));
     const name = `${result.arch} (${(result.model_bytes / 1e9).toFixed(2)} GB)`;
-    console.log(`llama.cpp ${result.llama_cpp_release ?? "?"} via ${result.package}, CPU, ${threads} threads, KV ${kv}, flash attention ${fa}`);
+    console.log(`llama.cpp ${result.llama_cpp_release ?? "?"} via ${result.package} (${api} API), CPU, ${threads} threads, KV ${kv}, flash attention ${fa}`);
     console.log("| model | test | t/s (wall, via JS) | t/s (llama.cpp's own timer) | JS overhead per call |");
     console.log("|---|---|---|---|---|");
     if (result.pp)
       console.log(`| ${name} | pp${pp} | ${f(result.pp.tok_s)} ± ${f(result.pp.stddev)} | ${f(result.pp.native_tok_s)} ± ${f(result.pp.native_stddev)} | ${f(result.pp.js_overhead_ms_per_call, 3)} ms |`);
     if (result.tg)
       console.log(`| ${name} | tg${tg} | ${f(result.tg.tok_s)} ± ${f(result.tg.stddev)} | ${f(result.tg.native_tok_s)} ± ${f(result.tg.native_stddev)} | ${f(result.tg.js_overhead_ms_per_call, 3)} ms |`);
-    console.log(`1-token evaluate: ${f(oneWall, 3)} ms wall, ${f(oneNative, 3)} ms in llama.cpp, JS overhead ${f(result.eval1.js_overhead_ms, 3)} ms`);
+    for (const [a, e] of Object.entries(eval1))
+      console.log(`1-token evaluate (${a} API): ${f(e.wall_ms, 3)} ms wall, ${f(e.native_ms, 3)} ms in llama.cpp, JS overhead ${f(e.js_overhead_ms, 3)} ms`);
   }
   await closeAll();
 } catch (e) {

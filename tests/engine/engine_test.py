@@ -90,6 +90,23 @@ class Formats(Base):
                 with open(out, "rb") as f:
                     self.assertEqual(f.read(), base, f"{t} with BITNET_ISA={isa}")
 
+    def test_int8_lm_head_is_close_to_f16(self):
+        m = self.synth("q8.gguf", "--layers", "2", "--dim", "512", "--hidden-dim", "1536", "--heads", "8", "--kv-heads", "2")
+        a = np.frombuffer(self.eval(m, TOKENS), np.float32).reshape(len(TOKENS), -1)
+        b = np.frombuffer(self.eval(m, TOKENS, "--lm-head", "q8"), np.float32).reshape(len(TOKENS), -1)
+        la, lb = log_softmax(a), log_softmax(b)
+        kl = (np.exp(la) * (la - lb)).sum(1)
+        self.assertLess(kl.max(), 1e-3)
+        self.assertGreaterEqual((a.argmax(1) == b.argmax(1)).mean(), 0.9)
+        for isa in ("scalar", "avx2"):
+            env = dict(os.environ, BITNET_ISA=isa)
+            out = self.path("q8isa.f32")
+            p = subprocess.run([BITNET, "eval", "-m", m, "--tokens", ",".join(map(str, TOKENS)), "--logits-out", out,
+                                "--lm-head", "q8"], env=env, capture_output=True)
+            if p.returncode == 0:
+                with open(out, "rb") as f:
+                    self.assertEqual(f.read(), b.tobytes(), isa)
+
     def test_gqa_shapes_and_kv_f16(self):
         # F16 keys/values perturb attention by fp16 rounding; with float weights that stays small.
         m = self.synth("g.gguf", "--layers", "2", "--dim", "512", "--hidden-dim", "1536", "--heads", "8", "--kv-heads", "2",

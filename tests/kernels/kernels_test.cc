@@ -91,6 +91,29 @@ TEST(Kernels, TernaryGemmMatchesDecodedWeights) {
   }
 }
 
+TEST(Kernels, Int8GemmBitExact) {
+  std::mt19937 rng(11);
+  for (int64_t K : {64, 100, 256, 2560}) {
+    const int64_t M = 19, T = 3;
+    std::vector<int8_t> w(M * K), q(T * K);
+    for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    std::vector<float> rs(M), as(T, 3.0f), ref(T * M);
+    for (auto& v : rs) v = 0.01f * static_cast<float>(rng() % 100 + 1);
+    kernels::scalar_table().int8_gemm(w.data(), K, 0, M, q.data(), as.data(), T, rs.data(), ref.data(), M);
+    for (int64_t m = 0; m < M; ++m) {
+      int32_t dot = 0;
+      for (int64_t k = 0; k < K; ++k) dot += w[m * K + k] * q[k];
+      EXPECT_EQ(ref[m], static_cast<float>(dot) / 3.0f * rs[m]);
+    }
+    for (const KernelTable* kt : simd_tables()) {
+      std::vector<float> y(T * M);
+      kt->int8_gemm(w.data(), K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), M);
+      for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K;
+    }
+  }
+}
+
 TEST(Kernels, QuantizeRoundsHalfToEvenWithFloor) {
   const float x[4] = {0.5f, 1.5f, -2.5f, 127.0f};  // amax 127 -> s = 1
   int8_t q[4];

@@ -10,6 +10,7 @@ namespace bitnet {
 Session::Session(const std::string& model_path, const SessionOptions& opts) {
   LoadOptions lo;
   lo.act_quant = opts.act_quant;
+  lo.lm_head_q8 = opts.lm_head_q8;
   model_ = Model::load(model_path, lo);
   if (model_->has_vocab()) tokenizer_ = Tokenizer::create(model_->vocab());
   int32_t n_ctx = opts.n_ctx;

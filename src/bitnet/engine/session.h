@@ -19,6 +19,7 @@ struct SessionOptions {
   int32_t n_batch = 512;  // tokens per forward call when evaluating a prompt
   ActQuant act_quant = ActQuant::Auto;
   int32_t n_threads = 0;  // 0: every CPU this process may use
+  bool lm_head_q8 = false;
 };
 
 class Session {

@@ -144,6 +144,8 @@ void SafetensorsFile::parse_all() {
     header = json::parse(text);
   } catch (const json::parse_error& e) {
     fail("{}: header JSON at file offset {} is malformed: {}", path_, 8 + e.byte, e.what());
+  } catch (const json::exception& e) {  // e.g. out_of_range for a number such as 2e1111 (found by fuzz_safetensors)
+    fail("{}: header JSON at file offset 8 cannot be read: {}", path_, e.what());
   }
   if (!header.is_object()) fail("{}: header at offset 8 is a JSON {}, expected an object", path_, header.type_name());
 

@@ -132,10 +132,30 @@ void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const
   }
 }
 
+// int8 x int8 with maddubs: |w| (u8, <= 128) times q with w's sign (s8); pairs stay within int16.
+void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
+               const float* row_scales, float* y, int64_t ldy) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t t = 0; t < T; ++t) {
+      __m256i acc = _mm256_setzero_si256();
+      int64_t k = 0;
+      for (; k + 32 <= K; k += 32) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + m * K + k));
+        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + t * K + k));
+        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(qv, wv));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+      }
+      int32_t dot = hsum_epi32(acc);
+      for (; k < K; ++k) dot += w[m * K + k] * q[t * K + k];
+      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+    }
+}
+
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", nullptr, ternary_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
+  static const KernelTable t{"avx2", nullptr, ternary_gemm, int8_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
   return &t;
 }
 

@@ -200,10 +200,33 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = __builtin_fmaf(a, _cvtsh_ss(x[i]), y[i]);
 }
 
+// int8 x int8 with vpdpbusd: activations offset to u8 (q + 128) and the offset removed with the row sum.
+void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
+               const float* row_scales, float* y, int64_t ldy) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80)), ones = _mm512_set1_epi8(1);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* wr = w + m * K;
+    for (int64_t t = 0; t < T; ++t) {
+      const int8_t* qt = q + t * K;
+      __m512i acc = _mm512_setzero_si512(), wsum = _mm512_setzero_si512();
+      int64_t k = 0;
+      for (; k + 64 <= K; k += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr + k + 2048), _MM_HINT_T0);
+        const __m512i wv = _mm512_loadu_si512(wr + k);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_loadu_si512(qt + k), bias), wv);
+        wsum = _mm512_dpbusd_epi32(wsum, ones, wv);
+      }
+      int32_t dot = _mm512_reduce_add_epi32(acc) - 128 * _mm512_reduce_add_epi32(wsum);
+      for (; k < K; ++k) dot += wr[k] * qt[k];
+      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", prepare_acts, ternary_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
+  static const KernelTable t{"avx512", prepare_acts, ternary_gemm, int8_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
   return &t;
 }
 

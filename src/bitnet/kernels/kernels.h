@@ -37,6 +37,11 @@ struct KernelTable {
                        const int32_t* act_sums, const float* act_scales, int64_t T, float scale, float* y,
                        int64_t ldy);
 
+  // int8 weights [M][K] (row m at w + m*K) times int8 activations [T][K]:
+  //   y[t][m] = float(sum_k w[m][k]*q[t][k]) / act_scales[t] * row_scales[m]   (the --lm-head q8 path)
+  void (*int8_gemm)(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
+                    int64_t T, const float* row_scales, float* y, int64_t ldy);
+
   float (*dot_f32)(const float* a, const float* b, int64_t n);     // canonical order
   float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);  // a: IEEE half, canonical order
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y[i] = fma(a, x[i], y[i])

@@ -51,6 +51,16 @@ void scalar_ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1
   }
 }
 
+void scalar_int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
+                      int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t t = 0; t < T; ++t) {
+      int32_t dot = 0;
+      for (int64_t k = 0; k < K; ++k) dot += w[m * K + k] * q[t * K + k];
+      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+    }
+}
+
 float scalar_dot_f32(const float* a, const float* b, int64_t n) {
   float lanes[kDotLanes] = {};
   for (int64_t i = 0; i < n; ++i) lanes[i % kDotLanes] = std::fma(a[i], b[i], lanes[i % kDotLanes]);
@@ -74,8 +84,8 @@ void scalar_axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace
 
 const KernelTable& scalar_table() {
-  static const KernelTable t{"scalar",        nullptr,         scalar_ternary_gemm, scalar_dot_f32,
-                             scalar_dot_f16,  scalar_axpy_f32, scalar_axpy_f16};
+  static const KernelTable t{"scalar",        nullptr,        scalar_ternary_gemm, scalar_int8_gemm,
+                             scalar_dot_f32, scalar_dot_f16, scalar_axpy_f32,     scalar_axpy_f16};
   return t;
 }
 

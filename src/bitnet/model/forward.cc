@@ -137,10 +137,19 @@ void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   if (n_out == 0) return;
   Timed lm_timed(profile_ ? &profile_->lm_head_ms : nullptr);
   const kernels::KernelTable& kt = kernels::active();
+  if (m_.q8_head) {
+    for (int32_t r = 0; r < n_out; ++r)
+      lin_.scale[r] = kernels::quantize_row_i8(&xn_[r * d], d, &lin_.q[r * d]);
+    pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
+      kt.int8_gemm(m_.q8_head->w.data(), d, v0, v1, lin_.q.data(), lin_.scale.data(), n_out,
+                   m_.q8_head->row_scale.data(), logits, V);
+    });
+  } else {
   pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int thread) {
     kernels::float_gemm(kt, m_.output.type, m_.output.data, m_.output.row_bytes, d, v0, v1, xn_.data(), n_out, logits,
                         V, &lin_.rows[size_t(thread) * lin_.max_k]);
   });
+  }
   if (trace_) {
     int32_t row = 0;
     for (int32_t t = 0; t < T; ++t)

@@ -1,5 +1,6 @@
 #include "bitnet/model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -7,6 +8,7 @@
 #include "bitnet/base/fp16.h"
 #include "bitnet/format/dequant.h"
 #include "bitnet/format/ternary.h"
+#include "bitnet/kernels/kernels.h"
 #include "bitnet/model/vocab_gguf.h"
 
 namespace bitnet {
@@ -88,6 +90,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->has_vocab_ = bitnet::has_vocab(*m->file_);
   if (m->has_vocab_) m->vocab_ = vocab_from_gguf(*m->file_);
   m->bind();
+  if (opts.lm_head_q8) m->quantize_head();
   return m;
 }
 
@@ -188,6 +191,23 @@ void Model::bind() {
 }  // namespace bitnet
 
 namespace bitnet {
+
+void Model::quantize_head() {
+  const int64_t V = config_.vocab_size, d = config_.dim;
+  q8_head = std::make_unique<Q8Head>();
+  q8_head->w.resize(size_t(V) * d);
+  q8_head->row_scale.resize(V);
+  std::vector<float> row(d);
+  for (int64_t v = 0; v < V; ++v) {
+    kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row.data());
+    float amax = 0;
+    for (float x : row) amax = std::max(amax, std::fabs(x));
+    const float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+    q8_head->row_scale[v] = scale;
+    for (int64_t k = 0; k < d; ++k)
+      q8_head->w[size_t(v) * d + k] = static_cast<int8_t>(std::clamp(std::lround(row[k] * inv), -127L, 127L));
+  }
+}
 
 const Linear* Model::find_linear(std::string_view name) const {
   for (const LayerWeights& L : layers)

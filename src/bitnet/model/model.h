@@ -20,6 +20,15 @@ enum class ActQuant {
 
 struct LoadOptions {
   ActQuant act_quant = ActQuant::Auto;
+  // Quantize the LM head to int8 at load (one scale per row; activations quantized per token like
+  // BitLinear's). Halves the head's bytes per decoded token; changes logits slightly (README).
+  bool lm_head_q8 = false;
+};
+
+// The LM head as int8 rows: [vocab][dim] values in [-127, 127] with one float scale per row.
+struct Q8Head {
+  std::vector<int8_t> w;
+  std::vector<float> row_scale;
 };
 
 struct LayerWeights {
@@ -47,6 +56,7 @@ class Model {
   FloatWeights output;            // [vocab][dim]; token_embd when tied
   const float* output_norm = nullptr;
   std::vector<LayerWeights> layers;
+  std::unique_ptr<Q8Head> q8_head;  // set with LoadOptions::lm_head_q8
 
   // The linear layer bound to a GGUF tensor name ("blk.3.ffn_up.weight"), or nullptr.
   const Linear* find_linear(std::string_view name) const;
@@ -54,6 +64,7 @@ class Model {
  private:
   Model() = default;
   void bind();
+  void quantize_head();
   Linear bind_linear(const std::string& name, int64_t rows, int64_t cols);
   const float* bind_norm(const std::string& name, int64_t n);
   FloatWeights bind_matrix(const std::string& name, int64_t rows, int64_t cols);

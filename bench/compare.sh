@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# bench/compare.sh: benches `bitnet` and llama.cpp (npm node-llama-cpp@3.21.1) in one run on the same
+# generated 2B-4T-shape model and prints a markdown table with the ratios bitnet / llama.cpp.
+#
+#   bench/compare.sh [--pp 512] [--tg 128] [--reps 3] [--threads 2] [--quick] [--out RESULTS.json]
+#
+#   --quick        a 4-layer model of the 2B-4T width (d 2560, ff 6912, 20/5 heads, LLaMA-3 vocabulary)
+#                  instead of all 30 layers: a smoke test of the whole pipeline, not a measurement
+#   --out FILE     also write every raw result (the three JSON reports, parameters, machine) to FILE
+#
+# Models (same seed, so the same ternary weights in both types), written to a temporary folder and deleted
+# at the end (about 1.2 GB each at full size; $TMPDIR picks the folder):
+#   bitnet-b1.58 / I2_S  -> bitnet
+#   bitnet       / TQ2_0 -> bitnet and llama.cpp
+# Builds nothing: needs build/release/apps/bitnet. Installs node-llama-cpp into build/oracles (or
+# $BITNET_ORACLE_DIR) with tests/oracles/install.sh; without npm/the registry the llama.cpp row is skipped.
+set -euo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+pp=512 tg=128 reps=3 threads=2 quick=0 out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pp) pp=${2:?--pp needs a value}; shift 2 ;;
+    --tg) tg=${2:?--tg needs a value}; shift 2 ;;
+    --reps) reps=${2:?--reps needs a value}; shift 2 ;;
+    --threads) threads=${2:?--threads needs a value}; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --out) out=${2:?--out needs a file}; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+for v in "pp=$pp" "tg=$tg" "reps=$reps" "threads=$threads"; do
+  case "${v#*=}" in ''|*[!0-9]*) echo "compare.sh: --${v%%=*} must be a non-negative integer" >&2; exit 2 ;; esac
+done
+if [ "$reps" -lt 1 ] || [ "$threads" -lt 1 ] || [ $((pp + tg)) -eq 0 ]; then
+  echo "compare.sh: need --reps >= 1, --threads >= 1 and --pp or --tg > 0" >&2; exit 2
+fi
+[ -n "$out" ] && out=$(realpath -m "$out")
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bitnet=build/release/apps/bitnet
+if [ ! -x "$bitnet" ]; then
+  echo "compare.sh: $root/$bitnet is missing. Build it first:" >&2
+  echo "  cmake --preset release && cmake --build --preset release -j \"\$(nproc)\"" >&2
+  exit 1
+fi
+command -v python3 >/dev/null || { echo "compare.sh: python3 is needed to read the results" >&2; exit 1; }
+log() { echo "[compare] $*" >&2; }
+if [ "$threads" -gt "$(nproc)" ]; then log "warning: --threads $threads > $(nproc) cores"; fi
+
+# --- llama.cpp through npm ---------------------------------------------------------------------------
+oracle_dir=${BITNET_ORACLE_DIR:-$root/build/oracles}
+llama=1 llama_note="" llama_state=ok
+if ! command -v node >/dev/null; then
+  llama=0 llama_state=skipped llama_note="skipped: node is not installed"
+else
+  set +e
+  tests/oracles/install.sh "$oracle_dir" --omit=optional node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1 >&2
+  rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then llama=0 llama_state=skipped llama_note="skipped: node-llama-cpp could not be installed (npm or the registry unreachable?)"; fi
+fi
+[ $llama -eq 1 ] || log "llama.cpp $llama_note"
+
+# --- models ------------------------------------------------------------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bitnet-compare.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+if [ $quick -eq 1 ]; then
+  # synth's --preset overrides --layers, so the 2B-4T width is spelled out.
+  shape=(--dim 2560 --hidden-dim 6912 --heads 20 --kv-heads 5 --layers 4 --vocab llama3)
+  shape_name="2B-4T width, 4 layers (--quick)"
+  need_mb=1600
+else
+  shape=(--preset 2b-4t)
+  shape_name="2B-4T (30 layers)"
+  need_mb=2600
+fi
+avail_mb=$(df -Pm "$tmp" | awk 'NR==2 {print $4}')
+if [ "${avail_mb:-0}" -lt $need_mb ]; then
+  echo "compare.sh: $tmp has ${avail_mb} MB free, the models need about $need_mb MB (set TMPDIR)" >&2; exit 1
+fi
+log "generating the models in $tmp ($shape_name)"
+"$bitnet" synth -o "$tmp/i2_s.gguf" "${shape[@]}" --type i2_s
+"$bitnet" synth -o "$tmp/tq2_0.gguf" "${shape[@]}" --arch bitnet --type tq2_0
+
+# --- benches (one after the other, never at the same time) -------------------------------------------
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+status=0
+for w in i2_s tq2_0; do
+  log "bitnet bench: $w (pp $pp, tg $tg, $reps repetitions, $threads threads)"
+  if ! "$bitnet" bench -m "$tmp/$w.gguf" -p "$pp" -n "$tg" -r "$reps" -t "$threads" --kv-type f16 --json \
+      >"$tmp/bitnet_$w.json"; then
+    log "bitnet bench failed on $w"; rm -f "$tmp/bitnet_$w.json"; status=1
+  fi
+done
+if [ $llama -eq 1 ]; then
+  log "llama.cpp (node-llama-cpp): tq2_0 (pp $pp, tg $tg, $reps repetitions, $threads threads)"
+  if ! node bench/llama_cpp_bench.mjs "$oracle_dir" "$tmp/tq2_0.gguf" --pp "$pp" --tg "$tg" --reps "$reps" \
+      --threads "$threads" --json >"$tmp/llama_cpp.json"; then
+    log "llama.cpp bench failed"; rm -f "$tmp/llama_cpp.json"; status=1; llama_state=failed llama_note="its bench failed (messages above)"
+  fi
+fi
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ------------------------------------------------------------------------------------------
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit (modified)"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+TMPD=$tmp PP=$pp TG=$tg REPS=$reps THREADS=$threads QUICK=$quick SHAPE="$shape_name" OUT="$out" \
+COMMIT="$commit" CPU="${cpu:-unknown}" NCPU="$(nproc)" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
+LLAMA_NOTE="$llama_note" LLAMA_STATE="$llama_state" python3 - <<'EOF'
+import json, os, datetime
+E = os.environ
+tmp, pp, tg, threads, quick = E["TMPD"], int(E["PP"]), int(E["TG"]), int(E["THREADS"]), E["QUICK"] == "1"
+
+def load(name):
+    try:
+        with open(os.path.join(tmp, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+bi, bt, lc = load("bitnet_i2_s.json"), load("bitnet_tq2_0.json"), load("llama_cpp.json")
+
+def fig(r, k):
+    return (r or {}).get(k) or {}
+
+# llama.cpp's figure is its own llama_perf timer (start of llama_decode to end of llama_synchronize: the
+# interval llama-bench times, and like `bitnet bench` measured inside the engine); the wall time seen from
+# JavaScript adds the hand-over between Node's thread and the decode thread, which is not llama.cpp's cost.
+native = bool(lc) and all(fig(lc, k).get("native_tok_s") for k in ("pp", "tg") if fig(lc, k))
+def speed(r, k):
+    f = fig(r, k)
+    if lc is not None and r is lc and native:
+        return f.get("native_tok_s"), f.get("native_stddev")
+    return f.get("tok_s"), f.get("stddev")
+
+def cell(r, k):
+    if r is None: return "failed"
+    v, sd = speed(r, k)
+    return "—" if v is None else f"{v:.2f} ± {sd:.2f}"
+
+def ratio(r, k):
+    a, b = speed(r, k)[0], speed(lc, k)[0] if lc else None
+    return f"{a / b:.2f}x" if a and b else "—"
+
+print(f"\n## bitnet vs llama.cpp: {E['SHAPE']}, {threads} threads, pp{pp} / tg{tg}, {E['REPS']} repetitions\n")
+print(f"machine: {E['CPU']}, {E['NCPU']} cores; load average before {E['LOAD_BEFORE']}, after {E['LOAD_AFTER']}")
+print(f"bitnet: commit {E['COMMIT']}, ISA {(bi or bt or {}).get('isa', '?')}, KV cache f16")
+if lc:
+    print(f"llama.cpp: {lc['package']} (llama.cpp {lc.get('llama_cpp_release')}), CPU, {lc['api']} API, "
+          f"KV cache {lc['kv_type']}, flash attention {lc['flash_attn']}"
+          + (" (resolves to on for the CPU backend)" if lc["flash_attn"] == "auto" else "")
+          + f", threads used {lc['threads_used']}")
+print()
+print(f"| engine | weights | pp{pp} tok/s | tg{tg} tok/s | pp: bitnet / llama.cpp | tg: bitnet / llama.cpp |")
+print("|---|---|---|---|---|---|")
+print(f"| bitnet | I2_S (bitnet-b1.58) | {cell(bi, 'pp')} | {cell(bi, 'tg')} | {ratio(bi, 'pp')} | {ratio(bi, 'tg')} |")
+print(f"| bitnet | TQ2_0 (bitnet) | {cell(bt, 'pp')} | {cell(bt, 'tg')} | {ratio(bt, 'pp')} | {ratio(bt, 'tg')} |")
+if lc:
+    print(f"| llama.cpp (node-llama-cpp) | TQ2_0 (bitnet) | {cell(lc, 'pp')} | {cell(lc, 'tg')} | 1.00x | 1.00x |")
+else:
+    word = "failed" if E["LLAMA_STATE"] == "failed" else "skipped"
+    print(f"| llama.cpp (node-llama-cpp) | TQ2_0 (bitnet) | {word} | {word} | — | — |")
+ref_pp = {128: "88–107", 512: "66"}.get(pp, "— (pp128 88–107, pp512 66)")
+ref_tg = {128: "20.0–21.8"}.get(tg, "— (tg128 20.0–21.8)")
+print(f"| bitnet.cpp, llama-bench: **quoted from the issue, not measured here** (2 threads, full 30 layers) "
+      f"| I2_S | {ref_pp} | {ref_tg} | | |")
+print()
+if not lc:
+    print(f"llama.cpp: {E['LLAMA_NOTE']}")
+else:
+    if native:
+        parts = [f"{k} {fig(lc, k)['tok_s']:.2f} tok/s (JS overhead {fig(lc, k)['js_overhead_ms_per_call']:.2f} ms per call)"
+                 for k in ("pp", "tg") if fig(lc, k)]
+        print("llama.cpp figures are llama.cpp's own timer (the interval llama-bench times); "
+              "seen from JavaScript: " + "; ".join(parts) + ".")
+    else:
+        print("llama.cpp figures are wall time seen from JavaScript (llama.cpp's own timer was not readable).")
+# Against the quoted bitnet.cpp figures only where the run is the same test (full model, 2 threads).
+if not quick and threads == 2 and bi:
+    q = []
+    if pp in (128, 512) and fig(bi, "pp").get("tok_s"):
+        lo, hi = {128: (88, 107), 512: (66, 66)}[pp]
+        v = fig(bi, "pp")["tok_s"]
+        q.append(f"pp{pp} {v / hi:.2f}x" + ("" if lo == hi else f"–{v / lo:.2f}x"))
+    if tg == 128 and fig(bi, "tg").get("tok_s"):
+        v = fig(bi, "tg")["tok_s"]
+        q.append(f"tg128 {v / 21.8:.2f}x–{v / 20.0:.2f}x")
+    if q:
+        print("bitnet I2_S vs the quoted bitnet.cpp figures (different run, same machine class): " + ", ".join(q) + ".")
+elif quick:
+    print("--quick: a 4-layer model; the ratios only show that the pipeline works, and the quoted figures "
+          "(30 layers) are not comparable.")
+print("Timings on a shared machine are noisy: compare ratios from one run, not absolute numbers across runs.")
+
+if E["OUT"]:
+    with open(E["OUT"], "w") as f:
+        json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": E["COMMIT"],
+                   "cpu": E["CPU"], "cores": int(E["NCPU"]), "load_before": E["LOAD_BEFORE"],
+                   "load_after": E["LOAD_AFTER"], "shape": E["SHAPE"], "quick": quick, "n_prompt": pp,
+                   "n_gen": tg, "repetitions": int(E["REPS"]), "threads": threads,
+                   "bitnet_i2_s": bi, "bitnet_tq2_0": bt, "llama_cpp": lc}, f, indent=2)
+        f.write("\n")
+    print(f"raw results: {E['OUT']}")
+EOF
+exit $status
