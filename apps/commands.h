@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace bitnet::cli {
 
@@ -23,6 +24,27 @@ Action register_perplexity(CLI::App& app);
 Action register_trace(CLI::App& app);
 Action register_matmul(CLI::App& app);
 Action register_bench(CLI::App& app);
+
+// Every subcommand registered on one app, with the action each returns (cli_main.cc). Parsing is
+// separate from running so that tests/fuzz/fuzz_cli.cc can parse fuzzed arguments without acting on them.
+struct CommandLine {
+  CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+  // Runs the action of the parsed subcommand; bad input (bitnet::Error, any std::exception, out of
+  // memory) becomes "bitnet: error: ..." on stderr and exit code 1.
+  int run_parsed();
+
+  struct Entry {
+    CLI::App* sub;
+    Action action;
+  };
+  CLI::App app;
+  std::vector<Entry> entries;
+};
+
+// main(): parse (CLI11 prints usage errors and help), then run.
+int bitnet_main(int argc, char** argv);
 
 // $BITNET_SHARED_DATA, else the shared data folder beside the source tree.
 std::string shared_data_dir();

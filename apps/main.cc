@@ -1,52 +1,6 @@
 // `bitnet`: one binary that loads, converts, diagnoses, benchmarks and serves ternary LLMs.
-// Errors from bad input are caught here and printed as one line; the exit code is non-zero.
-#include <cstdio>
-
-#include "bitnet/base/error.h"
+// The command table and error handling are in cli_main.cc (a library, so the CLI fuzz target parses
+// exactly these flags).
 #include "commands.h"
 
-int main(int argc, char** argv) {
-  CLI::App app{"bitnet: inference engine for ternary (1.58-bit) language models", "bitnet"};
-  app.set_version_flag("--version", BITNET_VERSION);
-  app.require_subcommand(1);
-  struct Entry {
-    CLI::App* sub;
-    bitnet::cli::Action action;
-  };
-  std::vector<Entry> entries;
-  auto add = [&](const char* name, const char* help, bitnet::cli::Action (*reg)(CLI::App&)) {
-    CLI::App* sub = app.add_subcommand(name, help);
-    entries.push_back({sub, reg(*sub)});
-  };
-  add("inspect", "Show a GGUF file's header, hyperparameters, tokenizer and tensors", bitnet::cli::register_inspect);
-  add("validate", "Check model files for missing tensors, bad shapes, implausible values", bitnet::cli::register_validate);
-  add("run", "Generate a continuation of a prompt", bitnet::cli::register_run);
-  add("chat", "Interactive conversation using the model's chat template", bitnet::cli::register_chat);
-  add("perplexity", "Perplexity of a text file (llama.cpp's method)", bitnet::cli::register_perplexity);
-  add("trace", "Statistics of every named intermediate; compare two traces", bitnet::cli::register_trace);
-  add("bench", "Prompt and generation throughput (like llama-bench)", bitnet::cli::register_bench);
-  add("matmul", "Apply one linear layer of a model to float32 rows (diagnostics)", bitnet::cli::register_matmul);
-  add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
-  add("eval", "Write the logits of every position of a token list (for comparison with other engines)",
-      bitnet::cli::register_eval);
-  add("convert", "Convert a Hugging Face BitNet checkpoint (safetensors) to GGUF", bitnet::cli::register_convert);
-  add("quantize", "Move ternary weights between I2_S, TQ2_0, TQ1_0, F16, F32 without loss", bitnet::cli::register_quantize);
-  add("synth", "Write a synthetic BitNet-shaped GGUF model for tests and benchmarks", bitnet::cli::register_synth);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    for (const Entry& e : entries)
-      if (e.sub->parsed()) return e.action();
-  } catch (const bitnet::Error& e) {
-    std::fprintf(stderr, "bitnet: error: %s\n", e.what());
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "bitnet: error: out of memory\n");
-    return 1;
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return bitnet::cli::bitnet_main(argc, argv); }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "bitnet/kernels/kernels.h"
@@ -109,6 +110,124 @@ inline int32_t row_dot(const uint8_t* row, int64_t K, const int8_t* q) {
   return _mm512_reduce_add_epi32(acc);
 }
 
+// ---- Prompt GEMM: 16-row panels unpacked to int8 in VNNI order, tokens broadcast 4 bytes at a time ----
+//
+// A panel holds 16 rows x K weights (code - 1, in the activations' prepared order) as [K/4][16][4]
+// bytes, so one 64-byte load feeds 16 rows x 4 k; each token contributes a broadcast of its 4 activation
+// bytes (offset to u8 by +128; the offset is removed with the row sums). 40 KB per panel for K = 2560.
+
+constexpr int kPanelRows = 16;
+
+struct PanelBuffer {  // per-thread, grown once; plain memory (no library templates in this file)
+  int8_t* data = nullptr;
+  int64_t size = 0;
+  ~PanelBuffer() { std::free(data); }
+  int8_t* get(int64_t n) {
+    if (n > size) {
+      std::free(data);
+      data = static_cast<int8_t*>(std::aligned_alloc(64, static_cast<size_t>((n + 63) / 64 * 64)));
+      size = n;
+    }
+    return data;
+  }
+};
+
+// Unpacks rows [m, m + rows) (rows <= 16; missing rows are zero) into `panel`, row sums into `sums`.
+void unpack_panel(const uint8_t* codes, int64_t K, int64_t m, int rows, int8_t* panel, int32_t sums[kPanelRows]) {
+  alignas(64) int8_t row[64];
+  const __m512i mask = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+  const int64_t rb = K / 4, pairs = K / 256;
+  for (int r = 0; r < kPanelRows; ++r) {
+    int32_t sum = 0;
+    // Writes 64 consecutive k (one group of a block pair, already in prepared order) of row r.
+    auto put = [&](int64_t k0, const int8_t* vals, int n) {
+      for (int i = 0; i < n; ++i) {
+        const int64_t k = k0 + i;
+        panel[(k / 4) * 64 + r * 4 + (k % 4)] = vals[i];
+        sum += vals[i];
+      }
+    };
+    if (r >= rows) {
+      for (int64_t kq = 0; kq < K / 4; ++kq) std::memset(panel + kq * 64 + r * 4, 0, 4);
+      sums[r] = 0;
+      continue;
+    }
+    const uint8_t* src = codes + (m + r) * rb;
+    for (int64_t p = 0; p < pairs; ++p) {
+      const __m512i w = _mm512_loadu_si512(src + 64 * p);
+      for (int g = 0; g < 4; ++g) {
+        const __m512i c = _mm512_sub_epi8(_mm512_and_si512(_mm512_srl_epi16(w, _mm_cvtsi32_si128(6 - 2 * g)), mask), one);
+        _mm512_store_si512(row, c);
+        put(256 * p + 64 * g, row, 64);
+      }
+    }
+    if (K % 256) {  // trailing odd block, natural order
+      for (int j = 0; j < 128; ++j) row[j % 64] = 0;  // (silences -Wmaybe-uninitialized on partial use)
+      for (int g = 0; g < 4; ++g) {
+        int8_t vals[32];
+        for (int i = 0; i < 32; ++i) vals[i] = static_cast<int8_t>(((src[64 * pairs + i] >> (6 - 2 * g)) & 3) - 1);
+        put(256 * pairs + 32 * g, vals, 32);
+      }
+    }
+    sums[r] = sum;
+  }
+}
+
+// NT tokens (<= 8) against one unpacked panel; xu: NT token rows of K bytes (q + 128).
+template <int NT>
+inline void panel_tile(const int8_t* panel, int64_t K, const uint8_t* const* xu, __m512i acc[NT]) {
+  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
+  for (int64_t kq = 0; kq < K / 4; ++kq) {
+    const __m512i w = _mm512_load_si512(panel + 64 * kq);
+    for (int j = 0; j < NT; ++j) {
+      int32_t a;
+      std::memcpy(&a, xu[j] + 4 * kq, 4);
+      acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(a), w);
+    }
+  }
+}
+
+void gemm_panels(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
+                 int64_t T, float scale, float* y, int64_t ldy) {
+  static thread_local PanelBuffer panel_buf, act_buf;
+  int8_t* panel = panel_buf.get(K * kPanelRows);
+  // Activations offset to u8 once: [T][K].
+  uint8_t* xu = reinterpret_cast<uint8_t*>(act_buf.get(T * K));
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t i = 0; i + 64 <= T * K; i += 64)
+    _mm512_storeu_si512(xu + i, _mm512_xor_si512(_mm512_loadu_si512(q + i), bias));
+  for (int64_t i = (T * K) / 64 * 64; i < T * K; ++i) xu[i] = static_cast<uint8_t>(q[i] ^ 0x80);
+  int32_t sums[kPanelRows];
+  for (int64_t m = m0; m < m1; m += kPanelRows) {
+    const int rows = static_cast<int>(m1 - m < kPanelRows ? m1 - m : kPanelRows);
+    unpack_panel(codes, K, m, rows, panel, sums);
+    __m512i bias_sum = _mm512_mullo_epi32(_mm512_loadu_si512(sums), _mm512_set1_epi32(128));
+    const __mmask16 store = static_cast<__mmask16>((1u << rows) - 1);
+    for (int64_t t = 0; t < T; t += 8) {
+      const int nt = static_cast<int>(T - t < 8 ? T - t : 8);
+      const uint8_t* xs[8];
+      for (int j = 0; j < 8; ++j) xs[j] = xu + (t + (j < nt ? j : 0)) * K;
+      __m512i acc[8];
+      switch (nt) {
+        case 8: panel_tile<8>(panel, K, xs, acc); break;
+        case 7: panel_tile<7>(panel, K, xs, acc); break;
+        case 6: panel_tile<6>(panel, K, xs, acc); break;
+        case 5: panel_tile<5>(panel, K, xs, acc); break;
+        case 4: panel_tile<4>(panel, K, xs, acc); break;
+        case 3: panel_tile<3>(panel, K, xs, acc); break;
+        case 2: panel_tile<2>(panel, K, xs, acc); break;
+        default: panel_tile<1>(panel, K, xs, acc); break;
+      }
+      for (int j = 0; j < nt; ++j) {
+        // y = float(dot) / act_scale * scale, the same two IEEE operations as the scalar table.
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j], bias_sum));
+        const __m512 v = _mm512_mul_ps(_mm512_div_ps(dot, _mm512_set1_ps(act_scales[t + j])), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(y + (t + j) * ldy + m, store, v);
+      }
+    }
+  }
+}
+
 void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
                   const float* act_scales, int64_t T, float scale, float* y, int64_t ldy) {
   const int64_t rb = K / 4, tail = (K / 256) * 256;  // row bytes; start of a trailing odd block
@@ -120,6 +239,10 @@ void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const
     int64_t m = m0;
     // (A four-row variant sharing activation loads measured slower: register pressure.)
     for (; m < m1; ++m) finish(m, 0, gemv1(codes + m * rb, K, q));
+    return;
+  }
+  if (T >= 8) {
+    gemm_panels(codes, K, m0, m1, q, act_scales, T, scale, y, ldy);
     return;
   }
   // Blocks of 16 rows (10 KB of a 2560-wide matrix) stay in cache while every token tile passes.
