@@ -7,6 +7,7 @@
 #include "bitnet/model/arch.h"
 #include "bitnet/model/synth.h"
 #include "bitnet/model/vocab_gguf.h"
+#include "bitnet/engine/session.h"
 #include "test_util.h"
 
 namespace bitnet {
@@ -147,6 +148,46 @@ TEST(Synth, Llama3Vocabulary) {
   EXPECT_EQ(v.merges.size(), 280147u);
   EXPECT_EQ(v.bos_id, 128000);
   EXPECT_EQ(s.file->tensor("token_embd.weight")->ne[1], 128256u);
+}
+
+}  // namespace
+}  // namespace bitnet
+
+namespace bitnet {
+namespace {
+
+// The original 2B-4T upload used architecture "bitnet-25" (keys "bitnet-25.*"); it is the same graph.
+TEST(Architectures, Bitnet25IsTheSameGraphAsBitnetB158) {
+  testing::ScratchDir dir;
+  SynthOptions o;
+  o.n_layers = 2;
+  const GgufWriter w = synth_model(o);
+  const auto bytes = w.to_bytes();
+  const auto f = GgufFile::parse(bytes.data(), bytes.size(), "synth");
+  GgufWriter renamed;
+  for (const GgufKV& kv : f->kvs()) {
+    std::string key = kv.key;
+    if (key.rfind("bitnet-b1.58.", 0) == 0) key = "bitnet-25." + key.substr(std::string("bitnet-b1.58.").size());
+    renamed.set(key, key == "general.architecture" ? GgufValue::of_string("bitnet-25") : kv.value);
+  }
+  for (const GgufTensorInfo& t : f->tensors())
+    renamed.add_tensor(t.name, t.type, std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims),
+                       std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  const std::string a = (dir / "b158.gguf").string(), b = (dir / "b25.gguf").string();
+  w.write(a);
+  renamed.write(b);
+  const auto fb = GgufFile::open(b);
+  const ModelConfig c = ModelConfig::from_gguf(*fb);
+  EXPECT_EQ(c.info.arch, Arch::BitnetB158);
+  EXPECT_EQ(c.act, Activation::ReluSqr);
+  EXPECT_EQ(c.n_layers, 2u);
+  SessionOptions so;
+  so.n_ctx = 64;
+  Session sa(a, so), sb(b, so);
+  std::vector<float> la, lb;
+  sa.eval({1, 2, 3, 4}, &la, nullptr);
+  sb.eval({1, 2, 3, 4}, &lb, nullptr);
+  EXPECT_EQ(la, lb);
 }
 
 }  // namespace
