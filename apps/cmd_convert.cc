@@ -21,14 +21,18 @@ Action register_convert(CLI::App& app) {
       ->required();
   app.add_option("-o,--output", o->out, "Output GGUF path (written atomically)")->required();
   app.add_option("--type", o->c.type, "Linear weights: i2_s | tq2_0 | tq1_0 | f16 | f32 (default: i2_s for "
-                                      "bitnet-b1.58, tq2_0 otherwise)");
+                                      "bitnet-b1.58, tq2_0 otherwise)")
+      ->check(CLI::IsMember({"i2_s", "tq2_0", "tq1_0", "f16", "f32"}));
   app.add_option("--arch", o->c.arch, "bitnet-b1.58 (bitnet.cpp) | bitnet (llama.cpp) | llama (default: from "
-                                      "config.json: bitnet-b1.58 for relu2 BitNet models)");
+                                      "config.json: bitnet-b1.58 for relu2 BitNet models)")
+      ->check(CLI::IsMember({"bitnet-b1.58", "bitnet", "llama"}));
   app.add_option("--embedding-type", o->c.embedding_type, "token_embd (and an untied output): f16 | f32 | q8_0")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   app.add_option("--weight-scale", o->c.weight_scale, "Packed checkpoints: auto (from quantization_config."
                                                       "linear_class) | multiply | divide")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "multiply", "divide"}));
   app.add_option("--name", o->c.name, "general.name (default: the folder's name)");
   return [o]() {
     const auto t0 = std::chrono::steady_clock::now();

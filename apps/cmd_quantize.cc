@@ -18,9 +18,12 @@ Action register_quantize(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("input", o->input, "Input GGUF")->required();
   app.add_option("output", o->out, "Output GGUF (written atomically)")->required();
-  app.add_option("--type", o->q.type, "Linear weights: i2_s | tq2_0 | tq1_0 | f16 | f32 (lossless; default: keep)");
-  app.add_option("--embedding-type", o->q.embedding_type, "token_embd (and output): f16 | f32 | q8_0 (default: keep)");
-  app.add_option("--arch", o->q.arch, "Rename the architecture: bitnet-b1.58 (bitnet.cpp) <-> bitnet (llama.cpp)");
+  app.add_option("--type", o->q.type, "Linear weights: i2_s | tq2_0 | tq1_0 | f16 | f32 (lossless; default: keep)")
+      ->check(CLI::IsMember({"i2_s", "tq2_0", "tq1_0", "f16", "f32"}));
+  app.add_option("--embedding-type", o->q.embedding_type, "token_embd (and output): f16 | f32 | q8_0 (default: keep)")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
+  app.add_option("--arch", o->q.arch, "Rename the architecture: bitnet-b1.58 (bitnet.cpp) <-> bitnet (llama.cpp)")
+      ->check(CLI::IsMember({"bitnet-b1.58", "bitnet"}));
   app.add_flag("--round-scales", o->q.round_scales,
                "Allow rounding float32 I2_S scales to the nearest fp16 for TQ1_0/TQ2_0/F16 (relative change <= 2^-11)");
   return [o]() {

@@ -36,16 +36,22 @@ AtomicFile::~AtomicFile() {
   }
 }
 
-void AtomicFile::flush() {
+namespace {
+void write_all(int fd, const char* p, size_t n, const std::string& path) {
   size_t done = 0;
-  while (done < buf_.size()) {
-    ssize_t w = ::write(fd_, buf_.data() + done, buf_.size() - done);
+  while (done < n) {
+    ssize_t w = ::write(fd, p + done, n - done);
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail("{}: write failed: {}", temp_, std::strerror(errno));
+      fail("{}: write failed: {}", path, std::strerror(errno));
     }
     done += static_cast<size_t>(w);
   }
+}
+}  // namespace
+
+void AtomicFile::flush() {
+  write_all(fd_, buf_.data(), buf_.size(), temp_);
   buf_.clear();
 }
 
@@ -54,9 +60,8 @@ void AtomicFile::write(const void* data, size_t n) {
   offset_ += n;
   if (buf_.size() + n > kBufferBytes) {
     flush();
-    if (n >= kBufferBytes) {  // large blocks go straight through
-      buf_.assign(p, n);
-      flush();
+    if (n >= kBufferBytes) {  // large blocks go straight from the caller's memory
+      write_all(fd_, p, n, temp_);
       return;
     }
   }

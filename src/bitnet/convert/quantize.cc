@@ -1,5 +1,6 @@
 #include "bitnet/convert/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>

@@ -136,7 +136,7 @@ TernaryTensor ternary_from_gguf(const GgufTensorInfo& info) {
           const float v = x[i];
           if (v != 0 && v != m && v != -m)
             fail("tensor '{}': element {} is {:.9g}, but ternary weights in its {}-element block are 0 or +-{:.9g} "
-                 "(float weights that are not ternary cannot be re-encoded; convert from the checkpoint)",
+                 "(float weights that are not ternary cannot be stored as ternary without changing the model)",
                  info.name, b * blk + i, v, blk, m);
           t.codes[b * blk + i] = static_cast<int8_t>(v > 0 ? 1 : v < 0 ? -1 : 0);
         }
