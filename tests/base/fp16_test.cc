@@ -9,6 +9,9 @@ namespace bitnet {
 namespace {
 
 // The compiler's _Float16 conversion is an independent reference for IEEE round-to-nearest-even.
+// clang before 15 has no _Float16 on x86 (the tsan and fuzz presets use clang 14): the two tests that
+// need it are compiled only where the compiler defines __FLT16_MAX__; gcc 12 (release, asan-ubsan) does.
+#ifdef __FLT16_MAX__
 TEST(Fp16, EveryHalfRoundTripsAndMatchesCompiler) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = fp16_to_f32(static_cast<uint16_t>(h));
@@ -36,6 +39,7 @@ TEST(Fp16, RandomFloatsRoundLikeCompiler) {
     ASSERT_EQ(f32_to_fp16(f), rb) << f;
   }
 }
+#endif  // __FLT16_MAX__
 
 TEST(Bf16, RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3F80);

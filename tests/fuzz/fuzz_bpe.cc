@@ -87,8 +87,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   v.token_types.resize(n, static_cast<int32_t>(TokenType::kNormal));
   for (int32_t* id : {&v.bos_id, &v.eos_id, &v.eot_id, &v.unk_id})
     *id = static_cast<int32_t>(in.u16() % (n + 1)) - 1;  // -1 or a valid id
-  if (flags & kRandomTypes)
-    for (int32_t& t : v.token_types) t = in.u8() % 8 - (in.u8() == 0xff ? 8 : 0);  // 7 and negatives are invalid
+  if (flags & kRandomTypes) {
+    for (int32_t& t : v.token_types) {  // 7 and negatives are invalid
+      t = in.u8() % 8;
+      if (in.u8() == 0xff) t -= 8;
+    }
+  }
   v.add_bos = flags & kAddBos;
 
   std::unique_ptr<Tokenizer> tok;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Randomly corrupted model files through the real `bitnet` binary (fixed seed).
 
-Usage: cli_corrupt_test.py BITNET [TRIALS]   (default 120 trials x 3 commands, 2 at a time)
+Usage: cli_corrupt_test.py BITNET [TRIALS]   (default 300 trials x 3 commands, 2 at a time)
 
 Each trial damages a copy of a small synthetic model (bytes in the header, bytes anywhere, truncation,
 or an extreme 32/64-bit value) and runs `bitnet inspect`, `bitnet validate` and
@@ -9,7 +9,7 @@ or an extreme 32/64-bit value) and runs `bitnet inspect`, `bitnet validate` and
 sanitizer report) and either succeed or fail the documented way:
   inspect, eval  exit 0, or exit 1 with `bitnet: error: ...` as the one line of stderr that is not a note;
   validate       exit 0 (clean), 1 (findings) or 2 with "unreadable: <message>" for the file.
-The in-process test (corrupt_model_test.cc) runs thousands more trials through the library.
+The in-process test (corrupt_model_test.cc) runs 6000 more trials through the library.
 """
 import os
 import random
@@ -79,7 +79,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     bitnet = sys.argv[1]
-    trials = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("BITNET_ROBUST_CLI_TRIALS", "120"))
+    trials = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("BITNET_ROBUST_CLI_TRIALS", "300"))
     rng = random.Random(20240601)
     problems, outcomes = [], {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <exception>
 #include <fstream>
 #include <map>
@@ -20,6 +22,7 @@
 #include "bitnet/base/error.h"
 #include "bitnet/engine/session.h"
 #include "bitnet/format/gguf.h"
+#include "bitnet/model/model.h"
 #include "bitnet/model/synth.h"
 #include "bitnet/model/validate.h"
 #include "test_util.h"
@@ -158,6 +161,41 @@ TEST(Robustness, CorruptedModelsNeverCrash) {
   // The mix must exercise every stage: some damage is harmless (weights), some is caught at each step.
   EXPECT_GT(outcomes["ok"], trials / 20);
   EXPECT_GT(outcomes["open"], trials / 20);
+}
+
+// Scales are read at load time, not only by validate: a NaN scale is an error there too.
+TEST(Robustness, NonFiniteScalesAreLoadErrors) {
+  bitnet::testing::ScratchDir dir;
+  const std::string path = (dir / "s.gguf").string();
+  auto load_error = [&](const std::vector<uint8_t>& bytes) -> std::string {
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    try {
+      Model::load(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(loaded)";
+  };
+  for (const Base& b : bases()) {
+    if (b.name == "bitnet_f16") continue;
+    std::vector<uint8_t> bytes = b.bytes;
+    const auto f = GgufFile::parse(bytes.data(), bytes.size(), b.name);
+    const GgufTensorInfo* t = f->tensor("blk.0.ffn_up.weight");
+    ASSERT_NE(t, nullptr);
+    const uint64_t at = f->data_offset() + t->offset;
+    if (t->type == TensorType::I2_S) {
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(bytes.data() + at + t->n_elements() / 4, &nan, 4);  // the per-tensor scale after the codes
+      EXPECT_NE(load_error(bytes).find("has a non-finite I2_S scale"), std::string::npos) << b.name;
+    } else {
+      const uint16_t nan16 = 0x7E00;
+      std::memcpy(bytes.data() + at + 64, &nan16, 2);  // d of the first TQ2_0 block (64 code bytes, then d)
+      EXPECT_NE(load_error(bytes).find("non-finite block scale"), std::string::npos) << b.name;
+    }
+  }
 }
 
 }  // namespace
