@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "bitnet/base/error.h"
@@ -94,6 +95,12 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   return m;
 }
 
+const uint8_t* Model::aligned_data(const GgufTensorInfo& t, size_t element_bytes) {
+  if (reinterpret_cast<uintptr_t>(t.data) % element_bytes == 0) return t.data;
+  realigned_.emplace_back(t.data, t.data + t.nbytes);  // operator new memory is at least 16-byte aligned
+  return realigned_.back().data();
+}
+
 FloatWeights Model::bind_matrix(const std::string& name, int64_t rows, int64_t cols) {
   const GgufTensorInfo* t = file_->tensor(name);
   if (!t) fail("{}: required tensor '{}' is missing", file_->path(), name);
@@ -104,7 +111,7 @@ FloatWeights Model::bind_matrix(const std::string& name, int64_t rows, int64_t c
     fail("{}: tensor '{}' has type {}, which bitnet cannot use here", file_->path(), name, tr.name);
   FloatWeights w;
   w.type = t->type;
-  w.data = t->data;
+  w.data = aligned_data(*t, t->type == TensorType::F32 ? 4 : t->type == TensorType::F16 || t->type == TensorType::BF16 ? 2 : 1);
   uint64_t rb = 0;
   row_nbytes(t->type, cols, &rb);
   w.row_bytes = rb;
@@ -156,7 +163,7 @@ const float* Model::bind_norm(const std::string& name, int64_t n) {
   if (t->type != TensorType::F32 || t->n_elements() != static_cast<uint64_t>(n))
     fail("{}: norm '{}' is {} {}, expected F32 [{}]", file_->path(), name, type_traits(t->type).name,
          t->shape_string(), n);
-  return reinterpret_cast<const float*>(t->data);
+  return reinterpret_cast<const float*>(aligned_data(*t, 4));
 }
 
 void Model::bind() {

@@ -69,6 +69,11 @@ class Model {
   const float* bind_norm(const std::string& name, int64_t n);
   FloatWeights bind_matrix(const std::string& name, int64_t rows, int64_t cols);
 
+  // Copies of tensors whose file offset is not aligned for their element type (a GGUF with
+  // general.alignment below 4): kernels read floats and halves in place, which needs natural alignment.
+  const uint8_t* aligned_data(const GgufTensorInfo& t, size_t element_bytes);
+  std::vector<std::vector<uint8_t>> realigned_;
+
   LoadOptions opts_;
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
