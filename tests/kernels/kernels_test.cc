@@ -1,11 +1,14 @@
 // Every kernel table this CPU supports against the scalar specification: bit-exact.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <thread>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "bitnet/base/fp16.h"
 #include "bitnet/base/thread_pool.h"
@@ -56,17 +59,45 @@ TEST(Kernels, TernaryGemmBitExact) {
       std::vector<float> ref(T * M, -1.0f);
       kernels::scalar_table().ternary_gemm(codes.data(), K, 0, M, q.data(), sum.data(), s.data(), T, 1.25f, ref.data(), M);
       for (const KernelTable* kt : simd_tables()) {
-        std::vector<int8_t> qk(q);
-        if (kt->prepare_acts)
-          for (int64_t t = 0; t < T; ++t) kt->prepare_acts(&q[t * K], K, &qk[t * K]);
-        std::vector<float> y(T * M, -1.0f);
-        kt->ternary_gemm(codes.data(), K, 3, M, qk.data(), sum.data(), s.data(), T, 1.25f, y.data(), M);
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t m = 3; m < M; ++m)
-            ASSERT_EQ(bits(y[t * M + m]), bits(ref[t * M + m])) << kt->name << " K=" << K << " T=" << T << " m=" << m;
+        std::vector<uint8_t> packed(kernels::ternary_layout_bytes(kt->layout, M, K));
+        kernels::pack_ternary(kt->layout, codes.data(), M, K, 0, M, packed.data());
+        // Row ranges that start and end inside a panel, as well as whole panels.
+        for (auto [m0, m1] : {std::pair<int64_t, int64_t>{3, M}, {0, 16}, {16, 21}, {5, 9}}) {
+          std::vector<float> y(T * M, -1.0f);
+          kt->ternary_gemm(packed.data(), K, m0, m1, q.data(), sum.data(), s.data(), T, 1.25f, y.data(), M);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t m = 0; m < M; ++m) {
+              const float want = m >= m0 && m < m1 ? ref[t * M + m] : -1.0f;  // outside [m0, m1): untouched
+              ASSERT_EQ(bits(y[t * M + m]), bits(want)) << kt->name << " K=" << K << " T=" << T << " m=" << m
+                                                        << " rows " << m0 << ".." << m1;
+            }
+        }
       }
     }
   }
+}
+
+// The Panel16 layout, checked against its definition in kernels.h element by element.
+TEST(Kernels, Panel16LayoutMatchesItsDefinition) {
+  std::mt19937 rng(9);
+  const int64_t M = 21, K = 384;  // a partial last panel
+  std::vector<uint8_t> codes(M * K / 4);
+  for (auto& b : codes) b = static_cast<uint8_t>(rng());
+  auto i2s_code = [&](int64_t m, int64_t k) {
+    return (codes[m * K / 4 + (k / 128) * 32 + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
+  };
+  const auto layout = kernels::TernaryLayout::Panel16;
+  ASSERT_EQ(kernels::ternary_layout_bytes(layout, M, K), size_t(2 * 4 * K));
+  std::vector<uint8_t> packed(kernels::ternary_layout_bytes(layout, M, K), 0xAA);
+  // Two row ranges packed separately (as threads would) give the whole matrix.
+  kernels::pack_ternary(layout, codes.data(), M, K, 0, 16, packed.data());
+  kernels::pack_ternary(layout, codes.data(), M, K, 16, M, packed.data());
+  for (int64_t m = 0; m < 32; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t p = m / 16, r = m % 16, s = k / 16, j = (k % 16) / 4, kk = k % 4;
+      const int got = (packed[p * 4 * K + 64 * s + 4 * r + kk] >> (2 * j)) & 3;
+      ASSERT_EQ(got, m < M ? i2s_code(m, k) : 1) << "m=" << m << " k=" << k;
+    }
 }
 
 TEST(Kernels, TernaryGemmMatchesDecodedWeights) {
@@ -110,6 +141,86 @@ TEST(Kernels, Int8GemmBitExact) {
       std::vector<float> y(T * M);
       kt->int8_gemm(w.data(), K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), M);
       for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K;
+    }
+  }
+}
+
+TEST(Kernels, AttentionScoresAndMixBitExact) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd;
+  for (bool f16 : {true, false})
+    for (int64_t hd : {64, 128, 80, 200})
+      for (int64_t n : {1, 15, 16, 17, 33, 100}) {
+        const int64_t elem = f16 ? 2 : 4, stride = (hd + 24) * elem;  // rows with gaps, as in the cache
+        std::vector<uint8_t> rows(n * stride);
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t i = 0; i < hd; ++i) {
+            const float v = nd(rng);
+            if (f16) {
+              const uint16_t h = f32_to_fp16(v);
+              std::memcpy(&rows[j * stride + 2 * i], &h, 2);
+            } else {
+              std::memcpy(&rows[j * stride + 4 * i], &v, 4);
+            }
+          }
+        std::vector<float> q(hd), w(n), ref_s(n), ref_o(hd), s(n), o(hd);
+        for (auto& v : q) v = nd(rng);
+        for (auto& v : w) v = std::fabs(nd(rng));
+        kernels::scalar_table().attn_scores(rows.data(), stride, f16, n, q.data(), hd, ref_s.data());
+        kernels::scalar_table().attn_mix(rows.data(), stride, f16, n, w.data(), hd, ref_o.data());
+        for (int64_t j = 0; j < n; ++j) {  // the scalar table is the dot/axpy definition
+          const uint8_t* row = &rows[j * stride];
+          const float want = f16 ? kernels::scalar_table().dot_f16(reinterpret_cast<const uint16_t*>(row), q.data(), hd)
+                                 : kernels::scalar_table().dot_f32(reinterpret_cast<const float*>(row), q.data(), hd);
+          ASSERT_EQ(bits(ref_s[j]), bits(want));
+        }
+        for (const KernelTable* kt : simd_tables()) {
+          std::fill(o.begin(), o.end(), -7.0f);
+          kt->attn_scores(rows.data(), stride, f16, n, q.data(), hd, s.data());
+          kt->attn_mix(rows.data(), stride, f16, n, w.data(), hd, o.data());
+          for (int64_t j = 0; j < n; ++j)
+            ASSERT_EQ(bits(s[j]), bits(ref_s[j])) << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " j=" << j;
+          for (int64_t i = 0; i < hd; ++i)
+            ASSERT_EQ(bits(o[i]), bits(ref_o[i])) << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " i=" << i;
+        }
+      }
+}
+
+TEST(Kernels, SumSquaresBitExact) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {0, 1, 7, 8, 9, 100, 2560, 6912}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = nd(rng) * 1e3f;
+    double lanes[8] = {};  // the definition in kernels.h
+    for (int64_t i = 0; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
+    const double want = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    for (const KernelTable* kt : kernels::supported_tables())
+      ASSERT_EQ(kt->sum_squares(x.data(), n), want) << kt->name << " n=" << n;
+  }
+}
+
+TEST(Kernels, QuantizeBitExact) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (int64_t K : {1, 15, 16, 17, 100, 2560, 6912}) {
+    for (int variant = 0; variant < 6; ++variant) {
+      std::vector<float> x(K);
+      for (auto& v : x) v = nd(rng) * (variant == 3 ? 1e-7f : 1.0f);
+      if (variant == 1) x[K / 2] = std::nanf("");
+      if (variant == 2) x[K - 1] = INFINITY;
+      if (variant == 4)
+        for (int64_t k = 0; k < K; ++k) x[k] = 0.5f * static_cast<float>(k % 9) - 2.0f;  // exact ties at s = 1
+      if (variant == 5) x[0] = -1e30f;
+      std::vector<int8_t> ref(K), q(K);
+      int32_t ref_sum = 0, sum = 0;
+      const float ref_s = kernels::quantize_row_i8(x.data(), K, ref.data(), &ref_sum);
+      for (const KernelTable* kt : kernels::supported_tables()) {
+        const float s = kt->quantize_i8(x.data(), K, q.data(), &sum);
+        ASSERT_EQ(bits(s), bits(ref_s)) << kt->name << " K=" << K << " variant " << variant;
+        ASSERT_EQ(sum, ref_sum) << kt->name << " K=" << K << " variant " << variant;
+        ASSERT_EQ(q, ref) << kt->name << " K=" << K << " variant " << variant;
+      }
     }
   }
 }

@@ -18,6 +18,11 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Tells the kernel this process no longer needs the pages of [p, p + n) (a range inside the map):
+  // they leave the resident set and are read again from the page cache if touched later. Used after a
+  // tensor has been repacked into memory of its own, so the file's copy does not count twice.
+  void release(const uint8_t* p, size_t n) const;
+
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;

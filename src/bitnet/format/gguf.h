@@ -133,6 +133,10 @@ class GgufFile {
   std::optional<bool> get_bool(std::string_view key) const;
   const GgufArray* get_array(std::string_view key, GgufType elem) const;
 
+  // The process no longer needs this tensor's bytes in memory (it has its own copy): the mapped pages
+  // leave the resident set (MappedFile::release). The data stays readable. No-op for parsed buffers.
+  void release(const GgufTensorInfo& t) const;
+
  private:
   GgufFile() = default;
   void parse_all();

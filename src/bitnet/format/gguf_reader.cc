@@ -126,6 +126,10 @@ GgufArray read_array(Cursor& c, const std::string& file, const std::string& key,
 
 }  // namespace
 
+void GgufFile::release(const GgufTensorInfo& t) const {
+  if (map_) map_->release(t.data, t.nbytes);
+}
+
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;

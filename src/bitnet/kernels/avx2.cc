@@ -152,11 +152,42 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
     }
 }
 
+// Eight double lanes in two registers (lanes 0-3, 4-7); see the scalar table.
+double sum_squares(const float* x, int64_t n) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+    lo = _mm256_fmadd_pd(a, a, lo);
+    hi = _mm256_fmadd_pd(b, b, hi);
+  }
+  alignas(32) double lanes[8];
+  _mm256_store_pd(lanes, lo);
+  _mm256_store_pd(lanes + 4, hi);
+  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
+  for (int step = 4; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
+
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", nullptr, ternary_gemm, int8_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
+  static const KernelTable t{"avx2", TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, axpy_f32, axpy_f16,
+                             attn_scores, attn_mix};
   return &t;
 }
+
+namespace {
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
+  attn_scores_by_dots(*avx2_table(), rows, stride, f16, n, q, hd, out);
+}
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+  attn_mix_by_axpy(*avx2_table(), rows, stride, f16, n, w, hd, out);
+}
+}  // namespace
 
 }  // namespace bitnet::kernels

@@ -1,11 +1,9 @@
 // AVX-512 (F, BW, VL, VNNI) kernels, compiled with those flags; run only where CPUID reports them.
-// Ternary: 64 code bytes (two I2_S blocks) per step, vpdpbusd of codes (u8) with int8 activations that
-// prepare_acts has laid out so each 64-byte vector pairs with one code group of both blocks.
+// Ternary: weights packed in the Panel16 layout, 16 rows per vpdpbusd (see ternary_gemm).
 // Float: the canonical 64-lane dot in four 16-lane registers (lane l in register l / 16).
 #include <immintrin.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "bitnet/kernels/kernels.h"
@@ -18,265 +16,113 @@ namespace bitnet::kernels {
 
 namespace {
 
-// Activation order: for each pair of 128-element blocks (256 values), four 64-byte groups g = 0..3,
-// each = 32 values of group g of the first block, then 32 of the second. A trailing odd block stays
-// in natural order.
-void prepare_acts(const int8_t* q, int64_t K, int8_t* out) {
-  const int64_t pairs = K / 256;
-  for (int64_t p = 0; p < pairs; ++p)
-    for (int g = 0; g < 4; ++g) {
-      std::memcpy(out + 256 * p + 64 * g, q + 256 * p + 32 * g, 32);
-      std::memcpy(out + 256 * p + 64 * g + 32, q + 256 * p + 128 + 32 * g, 32);
-    }
-  if (K % 256) std::memcpy(out + 256 * pairs, q + 256 * pairs, 128);
-}
-
-// Decode (one token), one row: the codes are not shifted down; group g is masked in place (code << 6-2g,
-// at most 192, still a valid u8 operand), accumulated separately, and the exact multiples of 4^(3-g)
-// are shifted back after the loop.
-inline int32_t gemv1(const uint8_t* row, int64_t K, const int8_t* q) {
-  const __m512i m0 = _mm512_set1_epi8(static_cast<char>(0xC0)), m1 = _mm512_set1_epi8(0x30),
-                m2 = _mm512_set1_epi8(0x0C), m3 = _mm512_set1_epi8(0x03);
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-  for (int64_t p = 0; p < K / 256; ++p) {
-    _mm_prefetch(reinterpret_cast<const char*>(row + 64 * p + 2048), _MM_HINT_T0);  // ~3 rows ahead
-    const __m512i w = _mm512_loadu_si512(row + 64 * p);
-    const int8_t* a = q + 256 * p;
-    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(w, m0), _mm512_loadu_si512(a));
-    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(w, m1), _mm512_loadu_si512(a + 64));
-    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(w, m2), _mm512_loadu_si512(a + 128));
-    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(w, m3), _mm512_loadu_si512(a + 192));
-  }
-  __m512i v = _mm512_add_epi32(_mm512_srai_epi32(a0, 6), _mm512_srai_epi32(a1, 4));
-  v = _mm512_add_epi32(v, _mm512_add_epi32(_mm512_srai_epi32(a2, 2), a3));
-  return _mm512_reduce_add_epi32(v);
-}
-
-// Codes of one 64-byte step shifted down to 0..3 per byte, group g in c[g].
-inline void unpack(const uint8_t* src, __m512i c[4]) {
-  const __m512i mask = _mm512_set1_epi8(3);
-  const __m512i w = _mm512_loadu_si512(src);
-  c[0] = _mm512_and_si512(_mm512_srli_epi16(w, 6), mask);
-  c[1] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-  c[2] = _mm512_and_si512(_mm512_srli_epi16(w, 2), mask);
-  c[3] = _mm512_and_si512(w, mask);
-}
-
-// Prompt tile: two rows x NT tokens (NT <= 4); each unpacked code vector feeds NT vpdpbusd.
-template <int NT>
-inline void tile2(const uint8_t* r0, const uint8_t* r1, int64_t K, const int8_t* const* q, int32_t out[2][4]) {
-  __m512i acc[2][NT];
-  for (int j = 0; j < NT; ++j) acc[0][j] = acc[1][j] = _mm512_setzero_si512();
-  for (int64_t p = 0; p < K / 256; ++p) {
-    __m512i c0[4], c1[4];
-    unpack(r0 + 64 * p, c0);
-    unpack(r1 + 64 * p, c1);
-    for (int g = 0; g < 4; ++g)
-      for (int j = 0; j < NT; ++j) {
-        const __m512i a = _mm512_loadu_si512(q[j] + 256 * p + 64 * g);
-        acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], c0[g], a);
-        acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], c1[g], a);
-      }
-  }
-  for (int j = 0; j < NT; ++j) {
-    out[0][j] = _mm512_reduce_add_epi32(acc[0][j]);
-    out[1][j] = _mm512_reduce_add_epi32(acc[1][j]);
-  }
-}
-
-// sum_k code[k] * q[k] over a trailing 128-element block (K % 256 == 128), natural activation order.
-inline int32_t tail_block(const uint8_t* row, const int8_t* q) {
-  const __m256i mask = _mm256_set1_epi8(3);
-  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
-  __m256i s = _mm256_setzero_si256();
-  for (int g = 0; g < 4; ++g) {
-    const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 6 - 2 * g), mask);
-    s = _mm256_dpbusd_epi32(s, c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * g)));
-  }
-  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
-  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
-  return _mm_cvtsi128_si32(x);
-}
-
-// One row against one token, any K (used for leftover rows).
-inline int32_t row_dot(const uint8_t* row, int64_t K, const int8_t* q) {
-  __m512i acc = _mm512_setzero_si512();
-  for (int64_t p = 0; p < K / 256; ++p) {
-    __m512i c[4];
-    unpack(row + 64 * p, c);
-    for (int g = 0; g < 4; ++g) acc = _mm512_dpbusd_epi32(acc, c[g], _mm512_loadu_si512(q + 256 * p + 64 * g));
-  }
-  return _mm512_reduce_add_epi32(acc);
-}
-
-// ---- Prompt GEMM: 16-row panels unpacked to int8 in VNNI order, tokens broadcast 4 bytes at a time ----
+// ---- Ternary GEMM on the Panel16 layout (kernels.h) ----
 //
-// A panel holds 16 rows x K weights (code - 1, in the activations' prepared order) as [K/4][16][4]
-// bytes, so one 64-byte load feeds 16 rows x 4 k; each token contributes a broadcast of its 4 activation
-// bytes (offset to u8 by +128; the offset is removed with the row sums). 40 KB per panel for K = 2560.
+// One 64-byte step of a panel holds 16 rows x 16 elements. (step >> 2j) & 3 is the tile of elements
+// 16s + 4j .. 16s + 4j + 3 of the 16 rows in vpdpbusd order, so each token multiplies it by a broadcast of
+// its 4 activations (codes are the unsigned operand, activations the signed one) and one register
+// accumulates 16 rows: no horizontal sums, no unpacked copy of the weights. The act_sums subtraction turns
+// codes 0..2 into weights -1..1.
 
 constexpr int kPanelRows = 16;
 
-struct PanelBuffer {  // per-thread, grown once; plain memory (no library templates in this file)
-  int8_t* data = nullptr;
-  int64_t size = 0;
-  ~PanelBuffer() { std::free(data); }
-  int8_t* get(int64_t n) {
-    if (n > size) {
-      std::free(data);
-      data = static_cast<int8_t*>(std::aligned_alloc(64, static_cast<size_t>((n + 63) / 64 * 64)));
-      size = n;
-    }
-    return data;
-  }
-};
+inline __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
 
-// Unpacks rows [m, m + rows) (rows <= 16; missing rows are zero) into `panel`, row sums into `sums`.
-void unpack_panel(const uint8_t* codes, int64_t K, int64_t m, int rows, int8_t* panel, int32_t sums[kPanelRows]) {
-  alignas(64) int8_t row[64];
-  const __m512i mask = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
-  const int64_t rb = K / 4, pairs = K / 256;
-  for (int r = 0; r < kPanelRows; ++r) {
-    int32_t sum = 0;
-    // Writes 64 consecutive k (one group of a block pair, already in prepared order) of row r.
-    auto put = [&](int64_t k0, const int8_t* vals, int n) {
-      for (int i = 0; i < n; ++i) {
-        const int64_t k = k0 + i;
-        panel[(k / 4) * 64 + r * 4 + (k % 4)] = vals[i];
-        sum += vals[i];
-      }
-    };
-    if (r >= rows) {
-      for (int64_t kq = 0; kq < K / 4; ++kq) std::memset(panel + kq * 64 + r * 4, 0, 4);
-      sums[r] = 0;
-      continue;
+// NT tokens (2..8) against one panel (K/16 steps). Each token has NA accumulators that the four code
+// tiles of a step rotate over: with few tokens, enough independent chains to hide vpdpbusd latency.
+template <int NT, int NA>
+inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, __m512i out[NT]) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i acc[NT][NA];
+  for (int t = 0; t < NT; ++t)
+    for (int a = 0; a < NA; ++a) acc[t][a] = _mm512_setzero_si512();
+  for (int64_t s = 0; s < steps; ++s) {
+    const __m512i packed = _mm512_loadu_si512(w + 64 * s);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i c = _mm512_and_si512(j ? _mm512_srli_epi16(packed, 2 * j) : packed, mask);
+      for (int t = 0; t < NT; ++t) acc[t][j % NA] = _mm512_dpbusd_epi32(acc[t][j % NA], c, broadcast4(q[t] + 16 * s + 4 * j));
     }
-    const uint8_t* src = codes + (m + r) * rb;
-    for (int64_t p = 0; p < pairs; ++p) {
-      const __m512i w = _mm512_loadu_si512(src + 64 * p);
-      for (int g = 0; g < 4; ++g) {
-        const __m512i c = _mm512_sub_epi8(_mm512_and_si512(_mm512_srl_epi16(w, _mm_cvtsi32_si128(6 - 2 * g)), mask), one);
-        _mm512_store_si512(row, c);
-        put(256 * p + 64 * g, row, 64);
-      }
-    }
-    if (K % 256) {  // trailing odd block, natural order
-      for (int j = 0; j < 128; ++j) row[j % 64] = 0;  // (silences -Wmaybe-uninitialized on partial use)
-      for (int g = 0; g < 4; ++g) {
-        int8_t vals[32];
-        for (int i = 0; i < 32; ++i) vals[i] = static_cast<int8_t>(((src[64 * pairs + i] >> (6 - 2 * g)) & 3) - 1);
-        put(256 * pairs + 32 * g, vals, 32);
-      }
-    }
-    sums[r] = sum;
+  }
+  for (int t = 0; t < NT; ++t) {
+    __m512i v = acc[t][0];
+    for (int a = 1; a < NA; ++a) v = _mm512_add_epi32(v, acc[t][a]);
+    out[t] = v;
   }
 }
 
-// NT tokens (<= 8) against one unpacked panel; xu: NT token rows of K bytes (q + 128).
-template <int NT>
-inline void panel_tile(const int8_t* panel, int64_t K, const uint8_t* const* xu, __m512i acc[NT]) {
-  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
-  for (int64_t kq = 0; kq < K / 4; ++kq) {
-    const __m512i w = _mm512_load_si512(panel + 64 * kq);
-    for (int j = 0; j < NT; ++j) {
-      int32_t a;
-      std::memcpy(&a, xu[j] + 4 * kq, 4);
-      acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(a), w);
-    }
+// One token against one panel: two steps per iteration into eight named accumulators. (Written out: with
+// the accumulators in an array, as in panel_dot, GCC keeps them in memory and decoding runs at half speed;
+// this form streams at the memory bandwidth of one core.)
+inline __m512i gemv_panel(const uint8_t* w, int64_t steps, const int8_t* q) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  int64_t s = 0;
+  for (; s + 2 <= steps; s += 2) {
+    const __m512i p = _mm512_loadu_si512(w + 64 * s), r = _mm512_loadu_si512(w + 64 * s + 64);
+    const int8_t* x = q + 16 * s;
+    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, mask), broadcast4(x));
+    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(p, 2), mask), broadcast4(x + 4));
+    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(p, 4), mask), broadcast4(x + 8));
+    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(p, 6), mask), broadcast4(x + 12));
+    a4 = _mm512_dpbusd_epi32(a4, _mm512_and_si512(r, mask), broadcast4(x + 16));
+    a5 = _mm512_dpbusd_epi32(a5, _mm512_and_si512(_mm512_srli_epi16(r, 2), mask), broadcast4(x + 20));
+    a6 = _mm512_dpbusd_epi32(a6, _mm512_and_si512(_mm512_srli_epi16(r, 4), mask), broadcast4(x + 24));
+    a7 = _mm512_dpbusd_epi32(a7, _mm512_and_si512(_mm512_srli_epi16(r, 6), mask), broadcast4(x + 28));
   }
-}
-
-void gemm_panels(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
-                 int64_t T, float scale, float* y, int64_t ldy) {
-  static thread_local PanelBuffer panel_buf, act_buf;
-  int8_t* panel = panel_buf.get(K * kPanelRows);
-  // Activations offset to u8 once: [T][K].
-  uint8_t* xu = reinterpret_cast<uint8_t*>(act_buf.get(T * K));
-  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int64_t i = 0; i + 64 <= T * K; i += 64)
-    _mm512_storeu_si512(xu + i, _mm512_xor_si512(_mm512_loadu_si512(q + i), bias));
-  for (int64_t i = (T * K) / 64 * 64; i < T * K; ++i) xu[i] = static_cast<uint8_t>(q[i] ^ 0x80);
-  int32_t sums[kPanelRows];
-  for (int64_t m = m0; m < m1; m += kPanelRows) {
-    const int rows = static_cast<int>(m1 - m < kPanelRows ? m1 - m : kPanelRows);
-    unpack_panel(codes, K, m, rows, panel, sums);
-    __m512i bias_sum = _mm512_mullo_epi32(_mm512_loadu_si512(sums), _mm512_set1_epi32(128));
-    const __mmask16 store = static_cast<__mmask16>((1u << rows) - 1);
-    for (int64_t t = 0; t < T; t += 8) {
-      const int nt = static_cast<int>(T - t < 8 ? T - t : 8);
-      const uint8_t* xs[8];
-      for (int j = 0; j < 8; ++j) xs[j] = xu + (t + (j < nt ? j : 0)) * K;
-      __m512i acc[8];
-      switch (nt) {
-        case 8: panel_tile<8>(panel, K, xs, acc); break;
-        case 7: panel_tile<7>(panel, K, xs, acc); break;
-        case 6: panel_tile<6>(panel, K, xs, acc); break;
-        case 5: panel_tile<5>(panel, K, xs, acc); break;
-        case 4: panel_tile<4>(panel, K, xs, acc); break;
-        case 3: panel_tile<3>(panel, K, xs, acc); break;
-        case 2: panel_tile<2>(panel, K, xs, acc); break;
-        default: panel_tile<1>(panel, K, xs, acc); break;
-      }
-      for (int j = 0; j < nt; ++j) {
-        // y = float(dot) / act_scale * scale, the same two IEEE operations as the scalar table.
-        const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j], bias_sum));
-        const __m512 v = _mm512_mul_ps(_mm512_div_ps(dot, _mm512_set1_ps(act_scales[t + j])), _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(y + (t + j) * ldy + m, store, v);
-      }
-    }
+  if (s < steps) {
+    const __m512i p = _mm512_loadu_si512(w + 64 * s);
+    const int8_t* x = q + 16 * s;
+    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, mask), broadcast4(x));
+    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(p, 2), mask), broadcast4(x + 4));
+    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(p, 4), mask), broadcast4(x + 8));
+    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(p, 6), mask), broadcast4(x + 12));
   }
+  return _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                          _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
 }
 
 void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
                   const float* act_scales, int64_t T, float scale, float* y, int64_t ldy) {
-  const int64_t rb = K / 4, tail = (K / 256) * 256;  // row bytes; start of a trailing odd block
-  auto finish = [&](int64_t m, int64_t t, int32_t dot) {
-    if (K % 256) dot += tail_block(codes + m * rb + 64 * (K / 256), q + t * K + tail);
-    y[t * ldy + m] = static_cast<float>(dot - act_sums[t]) / act_scales[t] * scale;
-  };
-  if (T == 1) {
-    int64_t m = m0;
-    // (A four-row variant sharing activation loads measured slower: register pressure.)
-    for (; m < m1; ++m) finish(m, 0, gemv1(codes + m * rb, K, q));
-    return;
-  }
-  if (T >= 8) {
-    gemm_panels(codes, K, m0, m1, q, act_scales, T, scale, y, ldy);
-    return;
-  }
-  // Blocks of 16 rows (10 KB of a 2560-wide matrix) stay in cache while every token tile passes.
-  constexpr int64_t kRowBlock = 16;
-  for (int64_t mb = m0; mb < m1; mb += kRowBlock) {
-    const int64_t me = mb + kRowBlock < m1 ? mb + kRowBlock : m1;
-    for (int64_t t = 0; t < T; t += 4) {
-      const int nt = static_cast<int>(T - t < 4 ? T - t : 4);
-      const int8_t* qs[4] = {q + t * K, q + (t + 1 < T ? t + 1 : t) * K, q + (t + 2 < T ? t + 2 : t) * K,
-                             q + (t + 3 < T ? t + 3 : t) * K};
-      int64_t m = mb;
-      for (; m + 2 <= me; m += 2) {
-        int32_t d[2][4];
-        const uint8_t *r0 = codes + m * rb, *r1 = codes + (m + 1) * rb;
-        if (nt == 4) tile2<4>(r0, r1, K, qs, d);
-        else if (nt == 3) tile2<3>(r0, r1, K, qs, d);
-        else if (nt == 2) tile2<2>(r0, r1, K, qs, d);
-        else tile2<1>(r0, r1, K, qs, d);
-        for (int j = 0; j < nt; ++j) {
-          finish(m, t + j, d[0][j]);
-          finish(m + 1, t + j, d[1][j]);
-        }
+  const int64_t steps = K / 16;
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int64_t p = m0 / kPanelRows; p * kPanelRows < m1; ++p) {
+    const int64_t base = p * kPanelRows;
+    const int64_t lo = base > m0 ? base : m0, hi = base + kPanelRows < m1 ? base + kPanelRows : m1;
+    const __mmask16 store = static_cast<__mmask16>(((1u << (hi - base)) - 1) & ~((1u << (lo - base)) - 1));
+    const uint8_t* w = codes + p * 4 * K;
+    for (int64_t t = 0; t < T;) {
+      const int64_t left = T - t;
+      const int nt = left >= 8 ? 8 : static_cast<int>(left);
+      const int8_t* qs[8];
+      for (int j = 0; j < nt; ++j) qs[j] = q + (t + j) * K;
+      __m512i acc[8];
+      switch (nt) {
+        case 8: panel_dot<8, 1>(w, steps, qs, acc); break;
+        case 7: panel_dot<7, 1>(w, steps, qs, acc); break;
+        case 6: panel_dot<6, 1>(w, steps, qs, acc); break;
+        case 5: panel_dot<5, 2>(w, steps, qs, acc); break;
+        case 4: panel_dot<4, 2>(w, steps, qs, acc); break;
+        case 3: panel_dot<3, 4>(w, steps, qs, acc); break;
+        case 2: panel_dot<2, 4>(w, steps, qs, acc); break;
+        default: acc[0] = gemv_panel(w, steps, qs[0]); break;
       }
-      for (; m < me; ++m)
-        for (int j = 0; j < nt; ++j) finish(m, t + j, row_dot(codes + m * rb, K, qs[j]));
+      for (int j = 0; j < nt; ++j) {
+        // y = float(dot - act_sum) / act_scale * scale: the same IEEE operations as the scalar table.
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j], _mm512_set1_epi32(act_sums[t + j])));
+        const __m512 v = _mm512_mul_ps(_mm512_div_ps(dot, _mm512_set1_ps(act_scales[t + j])), vscale);
+        _mm512_mask_storeu_ps(y + (t + j) * ldy + base, store, v);
+      }
+      t += nt;
     }
   }
 }
 
-// Halving tree over 64 lanes held as acc[0..3] (16 lanes each), identical to reduce_lanes().
-inline float tree4(__m512 acc[4]) {
-  acc[0] = _mm512_add_ps(acc[0], acc[2]);  // step 32
-  acc[1] = _mm512_add_ps(acc[1], acc[3]);
-  const __m512 v = _mm512_add_ps(acc[0], acc[1]);  // step 16
+// Steps 8, 4, 2, 1 of the canonical halving tree over 16 lanes (steps 32 and 16 are in dot_lanes16).
+inline float tree16(__m512 v) {
   const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));  // step 8
   __m128 x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));          // step 4
   x = _mm_add_ps(x, _mm_movehl_ps(x, x));                                                  // step 2
@@ -284,8 +130,9 @@ inline float tree4(__m512 acc[4]) {
   return _mm_cvtss_f32(x);
 }
 
+// The 64 canonical lanes of dot(a, b), already folded by the tree's steps 32 and 16 into 16 lanes.
 template <typename LoadA>
-inline float dot_impl(LoadA load_a, const float* b, int64_t n) {
+inline __m512 dot_lanes16(LoadA load_a, const float* b, int64_t n) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
@@ -295,7 +142,72 @@ inline float dot_impl(LoadA load_a, const float* b, int64_t n) {
     const int r = static_cast<int>((i % 64) / 16);
     acc[r] = _mm512_fmadd_ps(load_a(i, m), _mm512_maskz_loadu_ps(m, b + i), acc[r]);
   }
-  return tree4(acc);
+  return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));  // steps 32, 16
+}
+
+template <typename LoadA>
+inline float dot_impl(LoadA load_a, const float* b, int64_t n) {
+  return tree16(dot_lanes16(load_a, b, n));
+}
+
+// Steps 8, 4, 2, 1 of the tree for 16 dot products at once (v[r] = dot_lanes16 of row r), by pairwise
+// shuffles that keep the tree's pairing (lane l with l + 8, then l + 4, ...). Returns the 16 sums in
+// row order.
+inline __m512 tree16x16(__m512 v[16]) {
+  __m512 a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i)  // step 8: rows 2i, 2i+1 -> [8 lanes of 2i | 8 lanes of 2i+1]
+    a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // step 4: 4 lanes per row
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i) {  // step 2: 2 lanes per row
+    const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+    c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  // step 1: one lane per row; lane 4p + q then holds row 4q + p.
+  const __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), d);
+}
+
+inline __m512 load_row16(const uint8_t* row, bool f16, int64_t i, __mmask16 m) {
+  return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + i))
+             : _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
+}
+
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 v[16];
+    for (int r = 0; r < 16; ++r) {
+      const uint8_t* row = rows + (j + r) * stride;
+      v[r] = dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, q, hd);
+    }
+    _mm512_storeu_ps(out + j, tree16x16(v));
+  }
+  for (; j < n; ++j) {
+    const uint8_t* row = rows + j * stride;
+    out[j] = tree16(dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, q, hd));
+  }
+}
+
+// out = sum_j w[j] * row_j with out held in registers, 128 elements (8 registers) at a time; each element
+// sees the same fma sequence as axpy over j.
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+  for (int64_t c = 0; c < hd; c += 128) {
+    const int64_t len = hd - c < 128 ? hd - c : 128;
+    __mmask16 m[8];
+    for (int r = 0; r < 8; ++r) {
+      const int64_t left = len - 16 * r;
+      m[r] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    }
+    __m512 acc[8];
+    for (int r = 0; r < 8; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const __m512 wj = _mm512_set1_ps(w[j]);
+      const uint8_t* row = rows + j * stride;
+      for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(wj, load_row16(row, f16, c + 16 * r, m[r]), acc[r]);
+    }
+    for (int r = 0; r < 8; ++r) _mm512_mask_storeu_ps(out + c + 16 * r, m[r], acc[r]);
+  }
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -321,6 +233,57 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
     _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))),
                                             _mm512_loadu_ps(y + i)));
   for (; i < n; ++i) y[i] = __builtin_fmaf(a, _cvtsh_ss(x[i]), y[i]);
+}
+
+// Eight double lanes in one register (lane l = elements i % 8 == l); x*x is exact in double, so the fused
+// multiply-add rounds exactly like the scalar table's add.
+double sum_squares(const float* x, int64_t n) {
+  __m512d acc = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    acc = _mm512_fmadd_pd(v, v, acc);
+  }
+  alignas(64) double lanes[8];
+  _mm512_store_pd(lanes, acc);
+  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
+  for (int step = 4; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
+// quantize_row_i8 in 16 lanes. The max of |x| is exact in float (and so equal to the scalar double
+// max), NaN lanes are skipped like std::max skips them, and rounding is the same round-half-even of the
+// same float product; NaN products clamp to 127 as fmin(127, NaN) does.
+float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  __m512 mx = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) mx = _mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + k)), mx);  // NaN -> mx
+  float amax_f = _mm512_reduce_max_ps(mx);
+  for (; k < K; ++k) {
+    const float a = __builtin_fabsf(x[k]);
+    if (a > amax_f) amax_f = a;
+  }
+  const double amax = static_cast<double>(amax_f) > 1e-5 ? static_cast<double>(amax_f) : 1e-5;
+  const float s = static_cast<float>(127.0 / amax);
+  const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-128.0f);
+  __m512i total = _mm512_setzero_si512();
+  for (k = 0; k + 16 <= K; k += 16) {
+    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);  // min(NaN, 127) = 127 (second operand)
+    const __m512i iv = _mm512_cvtps_epi32(v);
+    total = _mm512_add_epi32(total, iv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k), _mm512_cvtepi32_epi8(iv));
+  }
+  int32_t t = _mm512_reduce_add_epi32(total);
+  for (; k < K; ++k) {
+    const float v = __builtin_nearbyintf(x[k] * s);
+    q[k] = static_cast<int8_t>(__builtin_fmaxf(-128.0f, __builtin_fminf(127.0f, v)));
+    t += q[k];
+  }
+  if (sum) *sum = t;
+  return s;
 }
 
 // int8 x int8 with vpdpbusd: activations offset to u8 (q + 128) and the offset removed with the row sum.
@@ -349,7 +312,8 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", prepare_acts, ternary_gemm, int8_gemm, dot_f32, dot_f16, axpy_f32, axpy_f16};
+  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, axpy_f32, axpy_f16,
+                             attn_scores, attn_mix};
   return &t;
 }
 

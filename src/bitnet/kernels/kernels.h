@@ -23,15 +23,32 @@ namespace bitnet::kernels {
 
 constexpr int kDotLanes = 64;
 
+// Layouts of ternary weight matrices [M][K] that kernels read (codes 0, 1, 2 = -1, 0, +1; 3 is invalid and
+// counts as +2 in every table, so a corrupt code gives the same wrong answer everywhere):
+//  - I2S: the file's I2_S layout. Row m at byte m*K/4; 128-element blocks of 32 bytes, element 32g + i of a
+//    block in bits (6 - 2g) of byte i.
+//  - Panel16: rows in panels of 16 (the last one padded with code 1), panel p at byte p*4K. A panel is K/16
+//    steps of 64 bytes; byte 4r + kk of step s holds row 16p + r, elements k = 16s + 4j + kk, j = 0..3, in
+//    bits 2j. So (step >> 2j) & 3 is a 16-row x 4-element int8 tile in vpdpbusd order.
+enum class TernaryLayout { I2S, Panel16 };
+
+// Bytes of an [M][K] matrix in `layout`.
+size_t ternary_layout_bytes(TernaryLayout layout, int64_t M, int64_t K);
+// Writes rows [m0, m1) of I2_S codes (an [M][K] matrix) in `layout` into `out` (sized for all M rows);
+// for Panel16, m0 and m1 are multiples of 16 or M. Threads may pack disjoint row ranges at once.
+void pack_ternary(TernaryLayout layout, const uint8_t* i2s, int64_t M, int64_t K, int64_t m0, int64_t m1,
+                  uint8_t* out);
+// Whether `layout` can hold a matrix with K columns (Panel16: K % 16 == 0).
+bool ternary_layout_fits(TernaryLayout layout, int64_t K);
+
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "avx512"
 
-  // Reorders one row of int8 activations (natural order, K a multiple of 128) into the order
-  // ternary_gemm reads; nullptr when that order is the natural one.
-  void (*prepare_acts)(const int8_t* q, int64_t K, int8_t* out);
+  // The layout ternary_gemm reads (weights are packed into it once, at load time).
+  TernaryLayout layout;
 
-  // Ternary weights in I2_S layout (128-element/32-byte blocks, MSB-first groups, codes 0,1,2 = -1,0,+1;
-  // row m at byte m*K/4) times prepared int8 activations [T][K] with act_sums[t] = sum_k q[t][k]:
+  // Ternary weights in `layout` times int8 activations [T][K] (natural order) with
+  // act_sums[t] = sum_k q[t][k]:
   //   y[t][m] = float(sum_k code[m][k]*q[t][k] - act_sums[t]) / act_scales[t] * scale
   void (*ternary_gemm)(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
                        const int32_t* act_sums, const float* act_scales, int64_t T, float scale, float* y,
@@ -42,11 +59,30 @@ struct KernelTable {
   void (*int8_gemm)(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
                     int64_t T, const float* row_scales, float* y, int64_t ldy);
 
+  // sum_i x[i]^2 in double: element i accumulates into lane i % 8 (products of floats are exact in
+  // double), lanes summed by a halving tree (l += l + 4, 2, 1). RMSNorm's sum of squares.
+  double (*sum_squares)(const float* x, int64_t n);
+
+  // BitNet's per-token activation quantization, bit-exact with quantize_row_i8 (below).
+  float (*quantize_i8)(const float* x, int64_t K, int8_t* q, int32_t* sum);
+
   float (*dot_f32)(const float* a, const float* b, int64_t n);     // canonical order
   float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);  // a: IEEE half, canonical order
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y[i] = fma(a, x[i], y[i])
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
+
+  // Attention over n cached rows of hd elements (F16 when f16, else F32), row j at rows + j*stride bytes:
+  //   attn_scores: out[j] = dot(row_j, q)                  (canonical order, as dot_f16 / dot_f32)
+  //   attn_mix:    out[i] = sum_j w[j] * row_j[i]          (out starts at 0; fma over j in order, as axpy)
+  void (*attn_scores)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
+  void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 };
+
+// attn_scores / attn_mix written with a table's dot and axpy (tables without their own).
+void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
+                         const float* q, int64_t hd, float* out);
+void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
+                      const float* w, int64_t hd, float* out);
 
 // The table in use (chosen on first call).
 const KernelTable& active();
@@ -80,7 +116,8 @@ void float_gemm(const KernelTable& kt, TensorType type, const uint8_t* w, size_t
 // One row of a float-typed matrix to float32 (embedding lookup).
 void dequantize_row(TensorType type, const uint8_t* row, int64_t K, float* out);
 
-// y = x / sqrt(mean(x^2) + eps) * g   (sum of squares in double; float mean and 1/sqrtf as ggml)
+// y = x / sqrt(mean(x^2) + eps) * g   (sum of squares in double through the active table's sum_squares;
+// float mean and 1/sqrtf as ggml)
 void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out);
 
 // The canonical 64-lane reduction tree (shared by SIMD tails).

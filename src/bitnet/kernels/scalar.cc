@@ -1,4 +1,5 @@
 // Scalar kernels: the specification every other table is tested against (see kernels.h).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -61,6 +62,16 @@ void scalar_int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const 
     }
 }
 
+double scalar_sum_squares(const float* x, int64_t n) {
+  double lanes[8] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
+  for (int step = 4; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
+float scalar_quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) { return quantize_row_i8(x, K, q, sum); }
+
 float scalar_dot_f32(const float* a, const float* b, int64_t n) {
   float lanes[kDotLanes] = {};
   for (int64_t i = 0; i < n; ++i) lanes[i % kDotLanes] = std::fma(a[i], b[i], lanes[i % kDotLanes]);
@@ -81,11 +92,37 @@ void scalar_axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, fp16_to_f32(x[i]), y[i]);
 }
 
+void scalar_attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
+                        float* out) {
+  attn_scores_by_dots(scalar_table(), rows, stride, f16, n, q, hd, out);
+}
+
+void scalar_attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+  attn_mix_by_axpy(scalar_table(), rows, stride, f16, n, w, hd, out);
+}
+
 }  // namespace
 
+void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
+                         const float* q, int64_t hd, float* out) {
+  for (int64_t j = 0; j < n; ++j)
+    out[j] = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(rows + j * stride), q, hd)
+                 : kt.dot_f32(reinterpret_cast<const float*>(rows + j * stride), q, hd);
+}
+
+void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
+                      const float* w, int64_t hd, float* out) {
+  std::fill(out, out + hd, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    if (f16) kt.axpy_f16(w[j], reinterpret_cast<const uint16_t*>(rows + j * stride), out, hd);
+    else kt.axpy_f32(w[j], reinterpret_cast<const float*>(rows + j * stride), out, hd);
+  }
+}
+
 const KernelTable& scalar_table() {
-  static const KernelTable t{"scalar",        nullptr,        scalar_ternary_gemm, scalar_int8_gemm,
-                             scalar_dot_f32, scalar_dot_f16, scalar_axpy_f32,     scalar_axpy_f16};
+  static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, scalar_sum_squares, scalar_quantize_i8,
+                             scalar_dot_f32, scalar_dot_f16, scalar_axpy_f32,     scalar_axpy_f16,
+                             scalar_attn_scores, scalar_attn_mix};
   return t;
 }
 
@@ -142,8 +179,7 @@ void float_gemm_i8(TensorType type, const uint8_t* w, size_t row_bytes, int64_t 
 }
 
 void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const double ss = active().sum_squares(x, n);
   const float mean = static_cast<float>(ss / n);  // ggml: float mean, then 1/sqrtf(mean + eps)
   const float scale = 1.0f / std::sqrt(mean + eps);
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * g[i];

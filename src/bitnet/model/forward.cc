@@ -53,26 +53,28 @@ void Forward::emit(std::string_view name, int layer, const float* data, int32_t 
 }
 
 LinearScratch::LinearScratch(int32_t max_batch, int64_t max_k_, int n_threads)
-    : q(size_t(max_batch) * max_k_), q_kernel(size_t(max_batch) * max_k_), scale(max_batch), sum(max_batch),
+    : q(size_t(max_batch) * max_k_), scale(max_batch), sum(max_batch),
       rows(size_t(n_threads) * max_k_), max_k(max_k_) {}
 
 void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, LinearScratch& s,
                   ThreadPool& pool, bool reuse_quantized) {
   const kernels::KernelTable& kt = kernels::active();
+  // Ternary codes are packed at load for the active table; any other layout (I2_S) runs on the scalar one.
+  const kernels::KernelTable& tt = L.tern.layout == kt.layout ? kt : kernels::scalar_table();
   const int64_t K = L.cols;
   const bool quantize = L.ternary || act_quant == ActQuant::PerToken;
   const bool fast_ternary = L.ternary && L.tern.block_scales.empty();
   if (quantize && !reuse_quantized) {
-    for (int32_t t = 0; t < T; ++t) {
-      s.scale[t] = kernels::quantize_row_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
-      if (kt.prepare_acts) kt.prepare_acts(&s.q[t * K], K, &s.q_kernel[t * K]);
-    }
+    auto quantize_rows = [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
+    };
+    if (T == 1) quantize_rows(0, 1, 0);
+    else pool.parallel_for(T, 1, quantize_rows);
   }
-  const int8_t* qk = kt.prepare_acts ? s.q_kernel.data() : s.q.data();
   // Row ranges in multiples of 16 keep threads off each other's output cache lines.
   pool.parallel_for(L.rows, 16, [&](int64_t m0, int64_t m1, int thread) {
     if (fast_ternary) {
-      kt.ternary_gemm(L.tern.codes, K, m0, m1, qk, s.sum.data(), s.scale.data(), T, L.tern.scale, y, L.rows);
+      tt.ternary_gemm(L.tern.codes, K, m0, m1, s.q.data(), s.sum.data(), s.scale.data(), T, L.tern.scale, y, L.rows);
     } else if (L.ternary) {
       kernels::ternary_gemm_blocks(L.tern.codes, K, m0, m1, s.q.data(), s.scale.data(), T, L.tern.block_scales.data(),
                                    y, L.rows);
@@ -139,7 +141,7 @@ void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   const kernels::KernelTable& kt = kernels::active();
   if (m_.q8_head) {
     for (int32_t r = 0; r < n_out; ++r)
-      lin_.scale[r] = kernels::quantize_row_i8(&xn_[r * d], d, &lin_.q[r * d]);
+      lin_.scale[r] = kt.quantize_i8(&xn_[r * d], d, &lin_.q[r * d], nullptr);
     pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
       kt.int8_gemm(m_.q8_head->w.data(), d, v0, v1, lin_.q.data(), lin_.scale.data(), n_out,
                    m_.q8_head->row_scale.data(), logits, V);
@@ -163,7 +165,9 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   const int64_t d = c_.dim, qd = int64_t(c_.n_heads) * c_.head_dim, ff = c_.hidden_dim;
 
   // Attention block: h = RMSNorm(x); q,k,v = BitLinear(h); rotate q,k; attend; sub-norm; x += W_o a.
-  for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&x_[t * d], L.attn_norm, d, c_.norm_eps, &xn_[t * d]);
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.attn_norm, d, c_.norm_eps, &xn_[t * d]);
+  });
   emit("attn_norm", l, xn_.data(), T, d);
   linear(L.wq, xn_.data(), T, q_.data());
   linear(L.wk, xn_.data(), T, k_.data(), /*reuse_quantized=*/L.wq.ternary && L.wk.ternary);
@@ -171,43 +175,67 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   attention(l, batch);
   const float* a = att_.data();
   if (L.attn_sub_norm) {
-    for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&att_[t * qd], L.attn_sub_norm, qd, c_.norm_eps, &xn_[t * qd]);
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&att_[t * qd], L.attn_sub_norm, qd, c_.norm_eps, &xn_[t * qd]);
+    });
     emit("attn_sub_norm", l, xn_.data(), T, qd);
     a = xn_.data();
   }
   linear(L.wo, a, T, o_.data());
   emit("attn_out", l, o_.data(), T, d);
-  for (int64_t i = 0; i < T * d; ++i) x_[i] += o_[i];
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t i = t0 * d; i < t1 * d; ++i) x_[i] += o_[i];
+  });
   emit("ffn_inp", l, x_.data(), T, d);
 
   // Feed-forward block: h = RMSNorm(x); f = act(W_gate h) * (W_up h); sub-norm; x += W_down f.
-  for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&x_[t * d], L.ffn_norm, d, c_.norm_eps, &xn_[t * d]);
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.ffn_norm, d, c_.norm_eps, &xn_[t * d]);
+  });
   emit("ffn_norm", l, xn_.data(), T, d);
   linear(L.w_gate, xn_.data(), T, gate_.data());
   linear(L.w_up, xn_.data(), T, up_.data(), /*reuse_quantized=*/L.w_gate.ternary && L.w_up.ternary);
   emit("ffn_gate", l, gate_.data(), T, ff);
   emit("ffn_up", l, up_.data(), T, ff);
-  for (int64_t i = 0; i < T * ff; ++i) {
-    const float g = gate_[i];
-    float act;
-    switch (c_.act) {
-      case Activation::ReluSqr: act = g > 0 ? g * g : 0.0f; break;
-      case Activation::Relu: act = g > 0 ? g : 0.0f; break;
-      case Activation::Gelu: act = 0.5f * g * (1.0f + std::tanh(0.7978845608f * (g + 0.044715f * g * g * g))); break;
-      case Activation::Silu: default: act = g / (1.0f + std::exp(-g)); break;
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    const float* __restrict g = &gate_[t0 * ff];
+    const float* __restrict u = &up_[t0 * ff];
+    float* __restrict h = &h_[t0 * ff];
+    const int64_t n = (t1 - t0) * ff;
+    switch (c_.act) {  // one branch-free loop per activation, so each vectorizes
+      case Activation::ReluSqr:
+        for (int64_t i = 0; i < n; ++i) {
+          const float r = g[i] > 0 ? g[i] : 0.0f;  // a select, not a branch (the sign is a coin flip)
+          h[i] = r * r * u[i];
+        }
+        break;
+      case Activation::Relu:
+        for (int64_t i = 0; i < n; ++i) h[i] = (g[i] > 0 ? g[i] : 0.0f) * u[i];
+        break;
+      case Activation::Gelu:
+        for (int64_t i = 0; i < n; ++i)
+          h[i] = 0.5f * g[i] * (1.0f + std::tanh(0.7978845608f * (g[i] + 0.044715f * g[i] * g[i] * g[i]))) * u[i];
+        break;
+      case Activation::Silu:
+      default:
+        for (int64_t i = 0; i < n; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        break;
     }
-    h_[i] = act * up_[i];
-  }
+  });
   emit("ffn_act", l, h_.data(), T, ff);
   const float* f = h_.data();
   if (L.ffn_sub_norm) {
-    for (int32_t t = 0; t < T; ++t) kernels::rmsnorm(&h_[t * ff], L.ffn_sub_norm, ff, c_.norm_eps, &gate_[t * ff]);
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&h_[t * ff], L.ffn_sub_norm, ff, c_.norm_eps, &gate_[t * ff]);
+    });
     emit("ffn_sub_norm", l, gate_.data(), T, ff);
     f = gate_.data();
   }
   linear(L.w_down, f, T, o_.data());
   emit("ffn_out", l, o_.data(), T, d);
-  for (int64_t i = 0; i < T * d; ++i) x_[i] += o_[i];
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t i = t0 * d; i < t1 * d; ++i) x_[i] += o_[i];
+  });
   emit("l_out", l, x_.data(), T, d);
 }
 
@@ -226,11 +254,14 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
       head[b] = x0 * sn + x1 * cs;
     }
   };
-  for (int32_t t = 0; t < T; ++t) {
-    for (int h = 0; h < nh; ++h) rotate(&q_[t * qd + h * hd], t);
-    for (int h = 0; h < static_cast<int>(c_.n_kv_heads); ++h) rotate(&k_[t * kvd + h * hd], t);
-    cache_.store(l, batch[t].seq, batch[t].pos, &k_[t * kvd], &v_[t * kvd]);
-  }
+  per_token(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int h = 0; h < nh; ++h) rotate(&q_[t * qd + h * hd], static_cast<int32_t>(t));
+      for (int h = 0; h < static_cast<int>(c_.n_kv_heads); ++h) rotate(&k_[t * kvd + h * hd], static_cast<int32_t>(t));
+    }
+  });
+  // (Serial: two tokens of a batch could name the same cache row.)
+  for (int32_t t = 0; t < T; ++t) cache_.store(l, batch[t].seq, batch[t].pos, &k_[t * kvd], &v_[t * kvd]);
   emit("Qcur", l, q_.data(), T, qd);
   emit("Kcur", l, k_.data(), T, kvd);
   emit("Vcur", l, v_.data(), T, kvd);
@@ -247,12 +278,12 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const float* qh = &q_[t * qd + h * hd];
     const int64_t kv_off = int64_t(h / group) * hd;
     float* s = &scores_[size_t(thread) * cache_.n_ctx()];
+    const size_t elem = f16 ? 2 : 4;
+    const int64_t stride = kvd * int64_t(elem);
+    kt.attn_scores(cache_.k_row(l, seq, 0) + kv_off * elem, stride, f16, n, qh, hd, s);
     float mx = -INFINITY;
     for (int32_t j = 0; j < n; ++j) {
-      const uint8_t* kr = cache_.k_row(l, seq, j);
-      const float dot = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(kr) + kv_off, qh, hd)
-                            : kt.dot_f32(reinterpret_cast<const float*>(kr) + kv_off, qh, hd);
-      s[j] = dot * scale;
+      s[j] *= scale;
       mx = std::max(mx, s[j]);
     }
     if (trace_) trace_->on_tensor("kq", l, t, s, n);  // one call per head, heads in order
@@ -264,13 +295,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const float inv = static_cast<float>(1.0 / sum);
     for (int32_t j = 0; j < n; ++j) s[j] *= inv;
     if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
-    float* out = &att_[t * qd + h * hd];
-    std::fill(out, out + hd, 0.0f);
-    for (int32_t j = 0; j < n; ++j) {
-      const uint8_t* vr = cache_.v_row(l, seq, j);
-      if (f16) kt.axpy_f16(s[j], reinterpret_cast<const uint16_t*>(vr) + kv_off, out, hd);
-      else kt.axpy_f32(s[j], reinterpret_cast<const float*>(vr) + kv_off, out, hd);
-    }
+    kt.attn_mix(cache_.v_row(l, seq, 0) + kv_off * elem, stride, f16, n, s, hd, &att_[t * qd + h * hd]);
   };
   const int64_t tasks = int64_t(T) * nh;
   if (trace_) {  // the trace sink sees rows in order, from one thread

@@ -91,6 +91,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->has_vocab_ = bitnet::has_vocab(*m->file_);
   if (m->has_vocab_) m->vocab_ = vocab_from_gguf(*m->file_);
   m->bind();
+  m->pack_ternary();
   if (opts.lm_head_q8) m->quantize_head();
   return m;
 }
@@ -164,6 +165,28 @@ const float* Model::bind_norm(const std::string& name, int64_t n) {
     fail("{}: norm '{}' is {} {}, expected F32 [{}]", file_->path(), name, type_traits(t->type).name,
          t->shape_string(), n);
   return reinterpret_cast<const float*>(aligned_data(*t, 4));
+}
+
+// Ternary layers in the active kernel table's layout, packed once (TQ block-scale layers keep I2_S and
+// run on the scalar table). The file's pages of a packed tensor are released, so it is not resident twice.
+void Model::pack_ternary() {
+  const kernels::KernelTable& kt = kernels::active();
+  if (kt.layout == kernels::TernaryLayout::I2S) return;
+  for (LayerWeights& L : layers)
+    for (Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      TernaryWeights& w = l->tern;
+      if (!l->ternary || !w.block_scales.empty() || !kernels::ternary_layout_fits(kt.layout, l->cols)) continue;
+      PageBuffer packed(kernels::ternary_layout_bytes(kt.layout, l->rows, l->cols));
+      kernels::pack_ternary(kt.layout, w.codes, l->rows, l->cols, 0, l->rows, packed.data());
+      if (w.owned.empty()) {
+        file_->release(*file_->tensor(l->name));
+      } else {
+        std::vector<uint8_t>().swap(w.owned);
+      }
+      w.packed = std::move(packed);
+      w.codes = w.packed.data();
+      w.layout = kt.layout;
+    }
 }
 
 void Model::bind() {

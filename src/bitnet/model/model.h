@@ -64,6 +64,7 @@ class Model {
  private:
   Model() = default;
   void bind();
+  void pack_ternary();
   void quantize_head();
   Linear bind_linear(const std::string& name, int64_t rows, int64_t cols);
   const float* bind_norm(const std::string& name, int64_t n);

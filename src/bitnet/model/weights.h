@@ -1,18 +1,22 @@
-// Weights bound by GGUF name. Linear layers are either ternary (any of I2_S, TQ2_0, TQ1_0, repacked at
-// load into the I2_S code layout the kernels read) or float (F32, F16, BF16, run as stored).
+// Weights bound by GGUF name. Linear layers are either ternary (any of I2_S, TQ2_0, TQ1_0, packed at load
+// into the code layout the active kernel table reads) or float (F32, F16, BF16, run as stored).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "bitnet/base/page_buffer.h"
 #include "bitnet/base/thread_pool.h"
 #include "bitnet/format/ggml_types.h"
+#include "bitnet/kernels/kernels.h"
 
 namespace bitnet {
 
 struct TernaryWeights {
-  const uint8_t* codes = nullptr;   // [rows][cols/4] I2_S 128/32 layout; into the file or `owned`
-  std::vector<uint8_t> owned;       // repacked codes when the file's layout differs (TQ*)
+  const uint8_t* codes = nullptr;   // [rows][cols] 2-bit codes in `layout`: into the file (I2_S) or `owned`
+  kernels::TernaryLayout layout = kernels::TernaryLayout::I2S;
+  std::vector<uint8_t> owned;       // I2_S codes decoded from another format (TQ*, exactly ternary floats)
+  PageBuffer packed;                // the codes packed for the active kernel table (Model::pack_ternary)
   float scale = 1.0f;               // per-tensor scale
   std::vector<float> block_scales;  // [rows][cols/256] when TQ block scales vary (else empty)
 };
@@ -37,7 +41,6 @@ struct Linear {
 struct LinearScratch {
   LinearScratch(int32_t max_batch, int64_t max_k, int n_threads);
   std::vector<int8_t> q;         // [max_batch][max_k] int8 activations, natural order
-  std::vector<int8_t> q_kernel;  // the same in the kernel table's order (when it has one)
   std::vector<float> scale;      // [max_batch] act_scale = 127/amax
   std::vector<int32_t> sum;      // [max_batch] sum of q
   std::vector<float> rows;       // [n_threads][max_k] float row buffers
