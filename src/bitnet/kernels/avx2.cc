@@ -170,18 +170,22 @@ double sum_squares(const float* x, int64_t n) {
   return lanes[0];
 }
 
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
 void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, axpy_f32, axpy_f16,
+  static const KernelTable t{"avx2", TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
                              attn_scores, attn_mix};
   return &t;
 }
 
 namespace {
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
+  gemm_f16_by_dots(*avx2_table(), w, K, m0, m1, x, T, y, ldy);
+}
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
   attn_scores_by_dots(*avx2_table(), rows, stride, f16, n, q, hd, out);
 }

@@ -219,6 +219,12 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
       [a](int64_t i, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)); }, b, n);
 }
 
+// Row after row (dot_f16 inlined): the weights stream through memory in order.
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = dot_f16(w + m * K, x + t * K, K);
+}
+
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
   const __m512 va = _mm512_set1_ps(a);
   int64_t i = 0;
@@ -312,7 +318,7 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, axpy_f32, axpy_f16,
+  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
                              attn_scores, attn_mix};
   return &t;
 }

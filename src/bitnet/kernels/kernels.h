@@ -68,6 +68,10 @@ struct KernelTable {
 
   float (*dot_f32)(const float* a, const float* b, int64_t n);     // canonical order
   float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);  // a: IEEE half, canonical order
+  // F16 weights [M][K] (row m at w + m*K) times float activations [T][K]: y[t][m] = dot_f16(row m, x[t])
+  // for rows [m0, m1). Rows are read one after another (one stream per thread reads fastest here).
+  void (*gemm_f16)(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y,
+                   int64_t ldy);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y[i] = fma(a, x[i], y[i])
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
 
@@ -78,7 +82,9 @@ struct KernelTable {
   void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 };
 
-// attn_scores / attn_mix written with a table's dot and axpy (tables without their own).
+// gemm_f16, attn_scores and attn_mix written with a table's dot and axpy (tables without their own).
+void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x,
+                      int64_t T, float* y, int64_t ldy);
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
                          const float* q, int64_t hd, float* out);
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,

@@ -92,6 +92,11 @@ void scalar_axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, fp16_to_f32(x[i]), y[i]);
 }
 
+void scalar_gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y,
+                     int64_t ldy) {
+  gemm_f16_by_dots(scalar_table(), w, K, m0, m1, x, T, y, ldy);
+}
+
 void scalar_attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
                         float* out) {
   attn_scores_by_dots(scalar_table(), rows, stride, f16, n, q, hd, out);
@@ -102,6 +107,12 @@ void scalar_attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, c
 }
 
 }  // namespace
+
+void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x,
+                      int64_t T, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = kt.dot_f16(w + m * K, x + t * K, K);
+}
 
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
                          const float* q, int64_t hd, float* out) {
@@ -121,7 +132,7 @@ void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride
 
 const KernelTable& scalar_table() {
   static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, scalar_sum_squares, scalar_quantize_i8,
-                             scalar_dot_f32, scalar_dot_f16, scalar_axpy_f32,     scalar_axpy_f16,
+                             scalar_dot_f32, scalar_dot_f16, scalar_gemm_f16, scalar_axpy_f32,     scalar_axpy_f16,
                              scalar_attn_scores, scalar_attn_mix};
   return t;
 }
@@ -152,6 +163,10 @@ void float_gemm(const KernelTable& kt, TensorType type, const uint8_t* w, size_t
                 int64_t m1, const float* x, int64_t T, float* y, int64_t ldy, float* row_scratch) {
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* row = w + m * row_bytes;
+    if (type == TensorType::F16 && row_bytes == size_t(K) * 2) {
+      kt.gemm_f16(reinterpret_cast<const uint16_t*>(w), K, m, m1, x, T, y, ldy);
+      return;
+    }
     if (type == TensorType::F16) {
       for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = kt.dot_f16(reinterpret_cast<const uint16_t*>(row), x + t * K, K);
       continue;
