@@ -12,6 +12,7 @@ packages=(
   libpcre2-dev                                   # Unicode regex for the LLaMA-3 pre-tokenizer
   libgtest-dev libgmock-dev                      # unit tests
   python3 python3-numpy                          # CLI tests, independent reference forward pass
+  g++-aarch64-linux-gnu qemu-user                # ARM NEON table: cross-built and tested under emulation
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

@@ -9,6 +9,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace bitnet::kernels {
 
@@ -34,6 +38,14 @@ bool cpu_has_avx512() {
 #endif
 }
 
+bool cpu_has_neon_dotprod() {
+#if defined(__aarch64__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+
 const KernelTable& choose() {
   const auto all = supported_tables();
   const char* forced = std::getenv("BITNET_ISA");
@@ -52,6 +64,7 @@ std::vector<const KernelTable*> supported_tables() {
   std::vector<const KernelTable*> out{&scalar_table()};
   if (cpu_has_avx2() && avx2_table()) out.push_back(avx2_table());
   if (cpu_has_avx512() && avx512_table()) out.push_back(avx512_table());
+  if (cpu_has_neon_dotprod() && neon_table()) out.push_back(neon_table());
   return out;
 }
 

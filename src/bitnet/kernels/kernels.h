@@ -100,6 +100,7 @@ const KernelTable* table_by_name(const std::string& name);
 const KernelTable& scalar_table();
 const KernelTable* avx2_table();    // nullptr when not compiled in
 const KernelTable* avx512_table();
+const KernelTable* neon_table();    // aarch64 with the dot-product extension
 
 // ---- Scalar building blocks shared by all tables (the specification) ----
 

@@ -1,7 +1,12 @@
-// Builds without x86 SIMD tables (other architectures): only the scalar table exists.
+// The SIMD tables that this architecture does not compile: each is absent (nullptr).
 #include "bitnet/kernels/kernels.h"
 
 namespace bitnet::kernels {
+#if !defined(__x86_64__)
 const KernelTable* avx2_table() { return nullptr; }
 const KernelTable* avx512_table() { return nullptr; }
+#endif
+#if !defined(__aarch64__)
+const KernelTable* neon_table() { return nullptr; }
+#endif
 }  // namespace bitnet::kernels

@@ -1,0 +1,189 @@
+// ARM NEON + dot-product kernels (compiled with -march=armv8.2-a+dotprod; used only where the CPU reports
+// the dot-product extension). Bit-exact with scalar.cc: ternary and int8 products are exact integers
+// (sdot), and the canonical 64-lane float dot lives in sixteen 4-lane registers (lane l in register l / 4,
+// element l % 4). Ternary weights stay in the file's I2_S layout.
+#include <arm_neon.h>
+
+#include "bitnet/kernels/kernels.h"
+
+// Everything here is compiled for this instruction set, so it must not define (or instantiate) any
+// function another file could share: helpers stay in an anonymous namespace and use intrinsics or
+// builtins, not inline library functions.
+
+namespace bitnet::kernels {
+
+namespace {
+
+// ---- Ternary (I2_S: 128-element blocks of 32 bytes, group g of a block in bits 6 - 2g) ----
+
+// sum_k code[k] * q[k] over one row (K a multiple of 128), codes 0..3 as signed bytes.
+inline int32_t ternary_row_dot(const uint8_t* row, int64_t K, const int8_t* q) {
+  const uint8x16_t mask = vdupq_n_u8(3);
+  int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
+  for (int64_t b = 0; b < K / 128; ++b) {
+    const uint8x16_t lo = vld1q_u8(row + 32 * b), hi = vld1q_u8(row + 32 * b + 16);
+    const int8_t* x = q + 128 * b;
+    // Group g: elements 32g .. 32g + 31 (bytes 0-15 of the block, then 16-31).
+    acc0 = vdotq_s32(acc0, vreinterpretq_s8_u8(vshrq_n_u8(lo, 6)), vld1q_s8(x));
+    acc1 = vdotq_s32(acc1, vreinterpretq_s8_u8(vshrq_n_u8(hi, 6)), vld1q_s8(x + 16));
+    acc0 = vdotq_s32(acc0, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(lo, 4), mask)), vld1q_s8(x + 32));
+    acc1 = vdotq_s32(acc1, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(hi, 4), mask)), vld1q_s8(x + 48));
+    acc0 = vdotq_s32(acc0, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(lo, 2), mask)), vld1q_s8(x + 64));
+    acc1 = vdotq_s32(acc1, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(hi, 2), mask)), vld1q_s8(x + 80));
+    acc0 = vdotq_s32(acc0, vreinterpretq_s8_u8(vandq_u8(lo, mask)), vld1q_s8(x + 96));
+    acc1 = vdotq_s32(acc1, vreinterpretq_s8_u8(vandq_u8(hi, mask)), vld1q_s8(x + 112));
+  }
+  return vaddvq_s32(vaddq_s32(acc0, acc1));
+}
+
+void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
+                  const float* act_scales, int64_t T, float scale, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* row = codes + m * (K / 4);
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t dot = ternary_row_dot(row, K, q + t * K);
+      y[t * ldy + m] = static_cast<float>(dot - act_sums[t]) / act_scales[t] * scale;
+    }
+  }
+}
+
+void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
+               const float* row_scales, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* wr = w + m * K;
+    for (int64_t t = 0; t < T; ++t) {
+      const int8_t* qt = q + t * K;
+      int32x4_t acc = vdupq_n_s32(0);
+      int64_t k = 0;
+      for (; k + 16 <= K; k += 16) acc = vdotq_s32(acc, vld1q_s8(wr + k), vld1q_s8(qt + k));
+      int32_t dot = vaddvq_s32(acc);
+      for (; k < K; ++k) dot += wr[k] * qt[k];
+      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+    }
+  }
+}
+
+// ---- Float ----
+
+// Eight double lanes in four registers (lane l in register l / 2); see the scalar table.
+double sum_squares(const float* x, int64_t n) {
+  float64x2_t acc[4] = {vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0)};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int r = 0; r < 2; ++r) {
+      const float32x4_t v = vld1q_f32(x + i + 4 * r);
+      const float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
+      acc[2 * r] = vfmaq_f64(acc[2 * r], lo, lo);  // exact product: the fma rounds like the scalar add
+      acc[2 * r + 1] = vfmaq_f64(acc[2 * r + 1], hi, hi);
+    }
+  double lanes[8];
+  for (int r = 0; r < 4; ++r) vst1q_f64(lanes + 2 * r, acc[r]);
+  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
+  for (int step = 4; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
+// quantize_row_i8 in 4 lanes: maxNum skips NaN like std::max does, vrndnq rounds half to even, and
+// minNum(NaN, 127) = 127 as fmin.
+float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
+  float32x4_t mx = vdupq_n_f32(0);
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) mx = vmaxnmq_f32(mx, vabsq_f32(vld1q_f32(x + k)));
+  float amax_f = vmaxnmvq_f32(mx);
+  for (; k < K; ++k) {
+    const float a = __builtin_fabsf(x[k]);
+    if (a > amax_f) amax_f = a;
+  }
+  const double amax = static_cast<double>(amax_f) > 1e-5 ? static_cast<double>(amax_f) : 1e-5;
+  const float s = static_cast<float>(127.0 / amax);
+  const float32x4_t vs = vdupq_n_f32(s), hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-128.0f);
+  int32x4_t total = vdupq_n_s32(0);
+  for (k = 0; k + 4 <= K; k += 4) {
+    const float32x4_t v = vmaxnmq_f32(vminnmq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + k), vs)), hi), lo);
+    const int32x4_t iv = vcvtq_s32_f32(v);
+    total = vaddq_s32(total, iv);
+    int32_t tmp[4];
+    vst1q_s32(tmp, iv);
+    for (int l = 0; l < 4; ++l) q[k + l] = static_cast<int8_t>(tmp[l]);
+  }
+  int32_t t = vaddvq_s32(total);
+  for (; k < K; ++k) {
+    const float v = __builtin_nearbyintf(x[k] * s);
+    q[k] = static_cast<int8_t>(__builtin_fmaxf(-128.0f, __builtin_fminf(127.0f, v)));
+    t += q[k];
+  }
+  if (sum) *sum = t;
+  return s;
+}
+
+// The canonical 64-lane dot: 16 registers x 4 lanes, then the scalar halving tree.
+template <typename Load>
+inline float dot_impl(Load load4, const float* b, int64_t n) {
+  float32x4_t acc[16];
+  for (auto& r : acc) r = vdupq_n_f32(0);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int r = 0; r < 16; ++r) acc[r] = vfmaq_f32(acc[r], load4(i + 4 * r), vld1q_f32(b + i + 4 * r));
+  for (; i + 4 <= n; i += 4) {
+    const int r = static_cast<int>((i % 64) / 4);
+    acc[r] = vfmaq_f32(acc[r], load4(i), vld1q_f32(b + i));
+  }
+  float lanes[kDotLanes];
+  for (int r = 0; r < 16; ++r) vst1q_f32(lanes + 4 * r, acc[r]);
+  for (; i < n; ++i) lanes[i % kDotLanes] = __builtin_fmaf(vgetq_lane_f32(load4(i), 0), b[i], lanes[i % kDotLanes]);
+  for (int step = kDotLanes / 2; step >= 1; step /= 2)
+    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  return dot_impl([a](int64_t i) { return vld1q_f32(a + i); }, b, n);
+}
+
+inline float32x4_t load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  return dot_impl([a](int64_t i) { return load_f16(a + i); }, b, n);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, vld1q_f32(x + i)));
+  for (; i < n; ++i) y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, load_f16(x + i)));
+  for (; i < n; ++i) y[i] = __builtin_fmaf(a, vgetq_lane_f32(load_f16(x + i), 0), y[i]);
+}
+
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
+
+}  // namespace
+
+const KernelTable* neon_table() {
+  static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_i8,
+                             dot_f32,  dot_f16,            gemm_f16,     axpy_f32,  axpy_f16,    attn_scores,
+                             attn_mix};
+  return &t;
+}
+
+namespace {
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
+  gemm_f16_by_dots(*neon_table(), w, K, m0, m1, x, T, y, ldy);
+}
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
+  attn_scores_by_dots(*neon_table(), rows, stride, f16, n, q, hd, out);
+}
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+  attn_mix_by_axpy(*neon_table(), rows, stride, f16, n, w, hd, out);
+}
+}  // namespace
+
+}  // namespace bitnet::kernels
