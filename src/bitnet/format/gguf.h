@@ -136,6 +136,8 @@ class GgufFile {
   // The process no longer needs this tensor's bytes in memory (it has its own copy): the mapped pages
   // leave the resident set (MappedFile::release). The data stays readable. No-op for parsed buffers.
   void release(const GgufTensorInfo& t) const;
+  // The same for the header and metadata (everything before the tensor data), once parsed.
+  void release_metadata() const;
 
  private:
   GgufFile() = default;

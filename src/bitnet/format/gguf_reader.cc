@@ -130,6 +130,10 @@ void GgufFile::release(const GgufTensorInfo& t) const {
   if (map_) map_->release(t.data, t.nbytes);
 }
 
+void GgufFile::release_metadata() const {
+  if (map_ && data_offset_ > 0 && data_offset_ <= size_) map_->release(base_, data_offset_);
+}
+
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;

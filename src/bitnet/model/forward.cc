@@ -41,7 +41,6 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPo
   o_.resize(B * d);
   gate_.resize(B * ff);
   up_.resize(B * ff);
-  h_.resize(B * ff);
   scores_.resize(size_t(pool.size()) * cache.n_ctx());
   rope_cos_.resize(B * c_.rope_dim / 2);
   rope_sin_.resize(B * c_.rope_dim / 2);
@@ -199,34 +198,33 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   emit("ffn_up", l, up_.data(), T, ff);
   per_token(T, [&](int64_t t0, int64_t t1) {
     const float* __restrict g = &gate_[t0 * ff];
-    const float* __restrict u = &up_[t0 * ff];
-    float* __restrict h = &h_[t0 * ff];
+    float* __restrict u = &up_[t0 * ff];  // the product overwrites up (one buffer less)
     const int64_t n = (t1 - t0) * ff;
     switch (c_.act) {  // one branch-free loop per activation, so each vectorizes
       case Activation::ReluSqr:
         for (int64_t i = 0; i < n; ++i) {
           const float r = g[i] > 0 ? g[i] : 0.0f;  // a select, not a branch (the sign is a coin flip)
-          h[i] = r * r * u[i];
+          u[i] = r * r * u[i];
         }
         break;
       case Activation::Relu:
-        for (int64_t i = 0; i < n; ++i) h[i] = (g[i] > 0 ? g[i] : 0.0f) * u[i];
+        for (int64_t i = 0; i < n; ++i) u[i] = (g[i] > 0 ? g[i] : 0.0f) * u[i];
         break;
       case Activation::Gelu:
         for (int64_t i = 0; i < n; ++i)
-          h[i] = 0.5f * g[i] * (1.0f + std::tanh(0.7978845608f * (g[i] + 0.044715f * g[i] * g[i] * g[i]))) * u[i];
+          u[i] = 0.5f * g[i] * (1.0f + std::tanh(0.7978845608f * (g[i] + 0.044715f * g[i] * g[i] * g[i]))) * u[i];
         break;
       case Activation::Silu:
       default:
-        for (int64_t i = 0; i < n; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        for (int64_t i = 0; i < n; ++i) u[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
         break;
     }
   });
-  emit("ffn_act", l, h_.data(), T, ff);
-  const float* f = h_.data();
+  emit("ffn_act", l, up_.data(), T, ff);
+  const float* f = up_.data();
   if (L.ffn_sub_norm) {
     per_token(T, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&h_[t * ff], L.ffn_sub_norm, ff, c_.norm_eps, &gate_[t * ff]);
+      for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&up_[t * ff], L.ffn_sub_norm, ff, c_.norm_eps, &gate_[t * ff]);
     });
     emit("ffn_sub_norm", l, gate_.data(), T, ff);
     f = gate_.data();

@@ -92,6 +92,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (m->has_vocab_) m->vocab_ = vocab_from_gguf(*m->file_);
   m->bind();
   m->pack_ternary();
+  m->file_->release_metadata();  // parsed (the vocabulary has its own copy): not needed in memory
   if (opts.lm_head_q8) m->quantize_head();
   return m;
 }
