@@ -43,10 +43,14 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   for (; i + 64 <= n; i += 64)
     for (int r = 0; r < 8; ++r)
       acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
-  for (; i + 8 <= n; i += 8) {
-    const int r = static_cast<int>((i % 64) / 8);
-    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[r]);
-  }
+  int64_t done = i;  // whole 8-element groups of the last, partial block (constant register indices keep
+                     // acc in registers)
+  for (int r = 0; r < 8; ++r)
+    if (i + 8 * r + 8 <= n) {
+      acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
+      done = i + 8 * r + 8;
+    }
+  i = done;
   return finish(acc, i, n, [a](int64_t k) { return a[k]; }, b);
 }
 
@@ -60,10 +64,13 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
     for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(load_f16(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
-  for (; i + 8 <= n; i += 8) {
-    const int r = static_cast<int>((i % 64) / 8);
-    acc[r] = _mm256_fmadd_ps(load_f16(a + i), _mm256_loadu_ps(b + i), acc[r]);
-  }
+  int64_t done = i;
+  for (int r = 0; r < 8; ++r)
+    if (i + 8 * r + 8 <= n) {
+      acc[r] = _mm256_fmadd_ps(load_f16(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
+      done = i + 8 * r + 8;
+    }
+  i = done;
   return finish(acc, i, n, [a](int64_t k) { return _cvtsh_ss(a[k]); }, b);
 }
 

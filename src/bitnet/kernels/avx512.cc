@@ -137,11 +137,13 @@ inline __m512 dot_lanes16(LoadA load_a, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
     for (int r = 0; r < 4; ++r) acc[r] = _mm512_fmadd_ps(load_a(i + 16 * r, 0xFFFF), _mm512_loadu_ps(b + i + 16 * r), acc[r]);
-  for (; i < n; i += 16) {  // masked tail: missing elements are 0 * 0, which leaves a lane unchanged
-    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
-    const int r = static_cast<int>((i % 64) / 16);
-    acc[r] = _mm512_fmadd_ps(load_a(i, m), _mm512_maskz_loadu_ps(m, b + i), acc[r]);
-  }
+  if (i < n)  // the last, partial 64-element block, masked: missing elements are 0 * 0, which leaves a lane
+              // unchanged (accumulators are never -0). Constant register indices keep acc in registers.
+    for (int r = 0; r < 4; ++r) {
+      const int64_t left = n - i - 16 * r;
+      const __mmask16 m = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+      acc[r] = _mm512_fmadd_ps(load_a(i + 16 * r, m), _mm512_maskz_loadu_ps(m, b + i + 16 * r), acc[r]);
+    }
   return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));  // steps 32, 16
 }
 
@@ -173,7 +175,37 @@ inline __m512 load_row16(const uint8_t* row, bool f16, int64_t i, __mmask16 m) {
              : _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
 }
 
+// dot_lanes16 for a row of exactly HD elements (64 or 128), F16 or F32: unrolled, no tail, and the
+// query's registers stay loaded across rows.
+template <bool F16, int HD>
+inline __m512 dot_lanes16_fixed(const uint8_t* row, const __m512 q[HD / 16]) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int i = 0; i < HD / 16; ++i) {
+    const __m512 k = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
+                         : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
+    acc[i % 4] = _mm512_fmadd_ps(k, q[i], acc[i % 4]);
+  }
+  return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));  // steps 32, 16
+}
+
+template <bool F16, int HD>
+void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* qp, float* out) {
+  __m512 q[HD / 16];
+  for (int i = 0; i < HD / 16; ++i) q[i] = _mm512_loadu_ps(qp + 16 * i);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 v[16];
+    for (int r = 0; r < 16; ++r) v[r] = dot_lanes16_fixed<F16, HD>(rows + (j + r) * stride, q);
+    _mm512_storeu_ps(out + j, tree16x16(v));
+  }
+  for (; j < n; ++j) out[j] = tree16(dot_lanes16_fixed<F16, HD>(rows + j * stride, q));
+}
+
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
+  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, out)
+                            : attn_scores_fixed<false, 128>(rows, stride, n, q, out);
+  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, out)
+                           : attn_scores_fixed<false, 64>(rows, stride, n, q, out);
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     __m512 v[16];
@@ -191,7 +223,8 @@ void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const
 
 // out = sum_j w[j] * row_j with out held in registers, 128 elements (8 registers) at a time; each element
 // sees the same fma sequence as axpy over j.
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+template <bool F16>
+void attn_mix_impl(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t hd, float* out) {
   for (int64_t c = 0; c < hd; c += 128) {
     const int64_t len = hd - c < 128 ? hd - c : 128;
     __mmask16 m[8];
@@ -204,10 +237,15 @@ void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const fl
     for (int64_t j = 0; j < n; ++j) {
       const __m512 wj = _mm512_set1_ps(w[j]);
       const uint8_t* row = rows + j * stride;
-      for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(wj, load_row16(row, f16, c + 16 * r, m[r]), acc[r]);
+      for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(wj, load_row16(row, F16, c + 16 * r, m[r]), acc[r]);
     }
     for (int r = 0; r < 8; ++r) _mm512_mask_storeu_ps(out + c + 16 * r, m[r], acc[r]);
   }
+}
+
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
+  if (f16) attn_mix_impl<true>(rows, stride, n, w, hd, out);
+  else attn_mix_impl<false>(rows, stride, n, w, hd, out);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {

@@ -299,8 +299,10 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   if (trace_) {  // the trace sink sees rows in order, from one thread
     for (int64_t task = 0; task < tasks; ++task) head(task, 0);
   } else {
+    // Last tokens first: in a prompt they attend to the most positions, so handing them out first leaves
+    // the cheap tasks to even out the threads' finishing times.
     pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
-      for (int64_t task = b; task < e; ++task) head(task, thread);
+      for (int64_t task = b; task < e; ++task) head(tasks - 1 - task, thread);
     });
   }
   emit("kqv_out", l, att_.data(), T, qd);
