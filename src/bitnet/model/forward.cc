@@ -279,19 +279,34 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const size_t elem = f16 ? 2 : 4;
     const int64_t stride = kvd * int64_t(elem);
     kt.attn_scores(cache_.k_row(l, seq, 0) + kv_off * elem, stride, f16, n, qh, hd, s);
-    float mx = -INFINITY;
-    for (int32_t j = 0; j < n; ++j) {
+    // Softmax. Four partial maxima and sums (in a fixed order) keep the loops off one dependency chain;
+    // max is exact in any order, and the sum is in double.
+    float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4)
+      for (int u = 0; u < 4; ++u) {
+        s[j + u] *= scale;
+        m4[u] = std::max(m4[u], s[j + u]);
+      }
+    for (; j < n; ++j) {
       s[j] *= scale;
-      mx = std::max(mx, s[j]);
+      m4[0] = std::max(m4[0], s[j]);
     }
+    const float mx = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
     if (trace_) trace_->on_tensor("kq", l, t, s, n);  // one call per head, heads in order
-    double sum = 0;
-    for (int32_t j = 0; j < n; ++j) {
+    double s4[4] = {0, 0, 0, 0};
+    for (j = 0; j + 4 <= n; j += 4)
+      for (int u = 0; u < 4; ++u) {
+        s[j + u] = std::exp(s[j + u] - mx);
+        s4[u] += s[j + u];
+      }
+    for (; j < n; ++j) {
       s[j] = std::exp(s[j] - mx);
-      sum += s[j];
+      s4[0] += s[j];
     }
+    const double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     const float inv = static_cast<float>(1.0 / sum);
-    for (int32_t j = 0; j < n; ++j) s[j] *= inv;
+    for (j = 0; j < n; ++j) s[j] *= inv;
     if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
     kt.attn_mix(cache_.v_row(l, seq, 0) + kv_off * elem, stride, f16, n, s, hd, &att_[t * qd + h * hd]);
   };
