@@ -1,15 +1,20 @@
 // bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-t N] [-r 5] [--json]
 // Prompt processing (pp: -p tokens from an empty cache in batches of -b) and generation (tg: -n tokens
 // one at a time, each with logits), like llama-bench: mean and standard deviation over -r repetitions.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 #include "bitnet/base/error.h"
+#include "bitnet/base/page_buffer.h"
 #include "bitnet/format/gguf.h"
 #include "bitnet/kernels/kernels.h"
 #include "bitnet/model/synth.h"
@@ -36,6 +41,26 @@ struct Series {
   }
 };
 
+// Read bandwidth of `threads` threads streaming one buffer (each its own contiguous part) with the active
+// kernel table's widest loads: best of five passes over 1 GiB, in GB/s.
+double read_bandwidth(int threads) {
+  const size_t n = size_t(1) << 30;
+  PageBuffer buf(n);
+  std::memset(buf.data(), 1, n);  // fault the pages in first
+  const kernels::KernelTable& kt = kernels::active();
+  double best = 1e30;
+  std::atomic<uint64_t> sink{0};
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { sink += kt.read_sum(buf.data() + n / threads * t, n / threads); });
+    for (auto& th : pool) th.join();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return n / best / 1e9;
+}
+
 }  // namespace
 
 Action register_bench(CLI::App& app) {
@@ -43,7 +68,7 @@ Action register_bench(CLI::App& app) {
     ModelFlags model;
     std::string synth, type = "i2_s";
     int32_t n_prompt = 512, n_gen = 128, reps = 5;
-    bool json = false, profile = false;
+    bool json = false, profile = false, roofline = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file");
@@ -58,6 +83,9 @@ Action register_bench(CLI::App& app) {
   app.add_option("--lm-head", o->model.lm_head, "f16 | q8")->capture_default_str()->check(CLI::IsMember({"f16", "q8"}));
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--profile", o->profile, "Also report where the time goes (linear layers, LM head, attention, rest)");
+  app.add_flag("--roofline", o->roofline,
+               "Also measure memory read bandwidth with the same threads and the decode speed it allows "
+               "(bytes read per generated token / bandwidth)");
   return [o]() {
     std::string path = o->model.model;
     std::filesystem::path tmp;
@@ -117,6 +145,19 @@ Action register_bench(CLI::App& app) {
     uint64_t bytes = 0;
     for (const auto& t : f->tensors()) bytes += t.nbytes;
     const char* isa = kernels::active().name;
+    // Bytes one generated token reads: every tensor but the embedding (one row) when the head is separate;
+    // with --lm-head q8 the head is V x (dim + 4) bytes instead of the file's.
+    const ModelConfig& c = s.model().config();
+    uint64_t per_token = bytes;
+    const GgufTensorInfo* embd = f->tensor("token_embd.weight");
+    const bool separate_head = f->tensor("output.weight") != nullptr && !c.tied_output;
+    if (embd && separate_head) per_token -= embd->nbytes;
+    if (o->model.lm_head == "q8") {
+      const GgufTensorInfo* head = separate_head ? f->tensor("output.weight") : embd;
+      if (head) per_token = per_token - head->nbytes + uint64_t(c.vocab_size) * (c.dim + 4);
+    }
+    const double bw = o->roofline ? read_bandwidth(s.n_threads()) : 0;
+    const double roof = bw > 0 ? bw * 1e9 / double(per_token) : 0;
     auto profile_json = [](const ForwardProfile& p) {
       const double rest = p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms;
       return nlohmann::ordered_json{{"linear_ms", p.linear_ms}, {"lm_head_ms", p.lm_head_ms},
@@ -130,6 +171,9 @@ Action register_bench(CLI::App& app) {
       if (o->n_prompt > 0) j["pp"] = {{"tok_s", pp.mean()}, {"stddev", pp.stddev()}};
       if (o->n_gen > 0) j["tg"] = {{"tok_s", tg.mean()}, {"stddev", tg.stddev()}};
       if (o->profile) j["profile"] = {{"pp", profile_json(prof_pp)}, {"tg", profile_json(prof_tg)}};
+      if (o->roofline)
+        j["roofline"] = {{"read_gb_s", bw}, {"bytes_per_token", per_token}, {"tg_tok_s", roof},
+                         {"tg_fraction", o->n_gen > 0 && roof > 0 ? tg.mean() / roof : 0.0}};
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
@@ -149,6 +193,11 @@ Action register_bench(CLI::App& app) {
                     100 * p.linear_ms / p.total_ms, 100 * p.lm_head_ms / p.total_ms, 100 * p.attention_ms / p.total_ms,
                     100 * rest / p.total_ms, p.total_ms / p.calls);
       }
+    if (o->roofline)
+      std::printf("memory roofline: %.1f GB/s read with %d threads, %.3f GB per generated token -> %.1f tok/s%s\n", bw,
+                  s.n_threads(), per_token / 1e9, roof,
+                  o->n_gen > 0 ? (", tg reaches " + std::to_string(int(std::lround(100 * tg.mean() / roof))) + " %").c_str()
+                               : "");
     return 0;
   };
 }

@@ -90,11 +90,15 @@ log "generating the models in $tmp ($shape_name)"
 # --- benches (one after the other, never at the same time) -------------------------------------------
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
-for w in i2_s tq2_0; do
-  log "bitnet bench: $w (pp $pp, tg $tg, $reps repetitions, $threads threads)"
+# i2_s_q8: the I2_S model with --lm-head q8 (int8 LM head). --roofline: each bitnet run also measures the
+# memory read bandwidth with its threads and the decode speed that allows.
+for run in i2_s tq2_0 i2_s_q8; do
+  w=${run%_q8} extra=()
+  [ "$run" = i2_s_q8 ] && extra=(--lm-head q8)
+  log "bitnet bench: $run (pp $pp, tg $tg, $reps repetitions, $threads threads)"
   if ! "$bitnet" bench -m "$tmp/$w.gguf" -p "$pp" -n "$tg" -r "$reps" -t "$threads" --kv-type f16 --json \
-      >"$tmp/bitnet_$w.json"; then
-    log "bitnet bench failed on $w"; rm -f "$tmp/bitnet_$w.json"; status=1
+      --profile --roofline "${extra[@]}" >"$tmp/bitnet_$run.json"; then
+    log "bitnet bench failed on $run"; rm -f "$tmp/bitnet_$run.json"; status=1
   fi
 done
 if [ $llama -eq 1 ]; then
@@ -125,6 +129,7 @@ def load(name):
         return None
 
 bi, bt, lc = load("bitnet_i2_s.json"), load("bitnet_tq2_0.json"), load("llama_cpp.json")
+bq = load("bitnet_i2_s_q8.json")
 
 def fig(r, k):
     return (r or {}).get(k) or {}
@@ -161,6 +166,7 @@ print(f"| engine | weights | pp{pp} tok/s | tg{tg} tok/s | pp: bitnet / llama.cp
 print("|---|---|---|---|---|---|")
 print(f"| bitnet | I2_S (bitnet-b1.58) | {cell(bi, 'pp')} | {cell(bi, 'tg')} | {ratio(bi, 'pp')} | {ratio(bi, 'tg')} |")
 print(f"| bitnet | TQ2_0 (bitnet) | {cell(bt, 'pp')} | {cell(bt, 'tg')} | {ratio(bt, 'pp')} | {ratio(bt, 'tg')} |")
+print(f"| bitnet `--lm-head q8` | I2_S (bitnet-b1.58) | {cell(bq, 'pp')} | {cell(bq, 'tg')} | {ratio(bq, 'pp')} | {ratio(bq, 'tg')} |")
 if lc:
     print(f"| llama.cpp (node-llama-cpp) | TQ2_0 (bitnet) | {cell(lc, 'pp')} | {cell(lc, 'tg')} | 1.00x | 1.00x |")
 else:
@@ -196,6 +202,19 @@ if not quick and threads == 2 and bi:
 elif quick:
     print("--quick: a 4-layer model; the ratios only show that the pipeline works, and the quoted figures "
           "(30 layers) are not comparable.")
+for label, r in (("I2_S", bi), ("TQ2_0", bt), ("I2_S --lm-head q8", bq)):
+    rf = (r or {}).get("roofline")
+    if rf and rf.get("tg_tok_s"):
+        frac = f", tg{tg} reaches {100 * rf['tg_fraction']:.0f} % of it" if tg and rf.get("tg_fraction") else ""
+        print(f"memory roofline, bitnet {label}: {rf['read_gb_s']:.1f} GB/s read with {threads} threads, "
+              f"{rf['bytes_per_token'] / 1e9:.3f} GB per token -> {rf['tg_tok_s']:.1f} tok/s{frac}")
+for label, r in (("I2_S", bi), ("I2_S --lm-head q8", bq)):
+    p = ((r or {}).get("profile") or {}).get("tg")
+    if p and p.get("total_ms"):
+        t = p["total_ms"]
+        print(f"decode time, bitnet {label}: ternary GEMV {100 * p['linear_ms'] / t:.0f} %, LM head "
+              f"{100 * p['lm_head_ms'] / t:.0f} %, attention {100 * p['attention_ms'] / t:.0f} %, rest "
+              f"{100 * p['other_ms'] / t:.0f} %")
 print("Timings on a shared machine are noisy: compare ratios from one run, not absolute numbers across runs.")
 
 if E["OUT"]:
@@ -204,7 +223,7 @@ if E["OUT"]:
                    "cpu": E["CPU"], "cores": int(E["NCPU"]), "load_before": E["LOAD_BEFORE"],
                    "load_after": E["LOAD_AFTER"], "shape": E["SHAPE"], "quick": quick, "n_prompt": pp,
                    "n_gen": tg, "repetitions": int(E["REPS"]), "threads": threads,
-                   "bitnet_i2_s": bi, "bitnet_tq2_0": bt, "llama_cpp": lc}, f, indent=2)
+                   "bitnet_i2_s": bi, "bitnet_tq2_0": bt, "bitnet_i2_s_lm_head_q8": bq, "llama_cpp": lc}, f, indent=2)
         f.write("\n")
     print(f"raw results: {E['OUT']}")
 EOF

@@ -206,6 +206,21 @@ TEST(Kernels, GemmF16BitExact) {
   }
 }
 
+TEST(Kernels, ReadSumAgrees) {
+  std::mt19937_64 rng(2);
+  for (size_t n : {0, 8, 100, 256, 1000, 4096 + 24}) {
+    std::vector<uint8_t> buf(n);
+    for (auto& b : buf) b = static_cast<uint8_t>(rng());
+    uint64_t want = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, &buf[i], 8);
+      want += w;
+    }
+    for (const KernelTable* kt : kernels::supported_tables()) ASSERT_EQ(kt->read_sum(buf.data(), n), want) << kt->name << " n=" << n;
+  }
+}
+
 TEST(Kernels, SumSquaresBitExact) {
   std::mt19937 rng(4);
   std::normal_distribution<float> nd;

@@ -178,6 +178,27 @@ double sum_squares(const float* x, int64_t n) {
 }
 
 void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
+
+uint64_t read_sum(const uint8_t* p, size_t n) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    a = _mm256_add_epi64(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    b = _mm256_add_epi64(b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    c = _mm256_add_epi64(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    d = _mm256_add_epi64(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  alignas(32) uint64_t l[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(l), _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+  uint64_t s = l[0] + l[1] + l[2] + l[3];
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, p + i, 8);
+    s += w;
+  }
+  return s;
+}
+
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
 void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 
@@ -185,7 +206,7 @@ void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const fl
 
 const KernelTable* avx2_table() {
   static const KernelTable t{"avx2", TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
-                             attn_scores, attn_mix};
+                             read_sum, attn_scores, attn_mix};
   return &t;
 }
 

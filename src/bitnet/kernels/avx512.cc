@@ -257,6 +257,24 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
       [a](int64_t i, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)); }, b, n);
 }
 
+uint64_t read_sum(const uint8_t* p, size_t n) {
+  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+    b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 64));
+    c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 128));
+    d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 192));
+  }
+  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d))));
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, p + i, 8);
+    s += w;
+  }
+  return s;
+}
+
 // Row after row (dot_f16 inlined): the weights stream through memory in order.
 void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
   for (int64_t m = m0; m < m1; ++m)
@@ -357,7 +375,7 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
 
 const KernelTable* avx512_table() {
   static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
-                             attn_scores, attn_mix};
+                             read_sum, attn_scores, attn_mix};
   return &t;
 }
 

@@ -75,6 +75,10 @@ struct KernelTable {
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y[i] = fma(a, x[i], y[i])
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
 
+  // Sum of the n / 8 little-endian 64-bit words at p (mod 2^64): a streaming read at the table's full
+  // width, used by `bitnet bench --roofline` to measure memory bandwidth.
+  uint64_t (*read_sum)(const uint8_t* p, size_t n);
+
   // Attention over n cached rows of hd elements (F16 when f16, else F32), row j at rows + j*stride bytes:
   //   attn_scores: out[j] = dot(row_j, q)                  (canonical order, as dot_f16 / dot_f32)
   //   attn_mix:    out[i] = sum_j w[j] * row_j[i]          (out starts at 0; fma over j in order, as axpy)

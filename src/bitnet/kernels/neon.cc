@@ -161,6 +161,24 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = __builtin_fmaf(a, vgetq_lane_f32(load_f16(x + i), 0), y[i]);
 }
 
+uint64_t read_sum(const uint8_t* p, size_t n) {
+  uint64x2_t a = vdupq_n_u64(0), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a = vaddq_u64(a, vreinterpretq_u64_u8(vld1q_u8(p + i)));
+    b = vaddq_u64(b, vreinterpretq_u64_u8(vld1q_u8(p + i + 16)));
+    c = vaddq_u64(c, vreinterpretq_u64_u8(vld1q_u8(p + i + 32)));
+    d = vaddq_u64(d, vreinterpretq_u64_u8(vld1q_u8(p + i + 48)));
+  }
+  uint64_t s = vaddvq_u64(vaddq_u64(vaddq_u64(a, b), vaddq_u64(c, d)));
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, p + i, 8);
+    s += w;
+  }
+  return s;
+}
+
 void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
 void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
@@ -169,8 +187,8 @@ void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const fl
 
 const KernelTable* neon_table() {
   static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_i8,
-                             dot_f32,  dot_f16,            gemm_f16,     axpy_f32,  axpy_f16,    attn_scores,
-                             attn_mix};
+                             dot_f32,  dot_f16,            gemm_f16,     axpy_f32,  axpy_f16,    read_sum,
+                             attn_scores, attn_mix};
   return &t;
 }
 

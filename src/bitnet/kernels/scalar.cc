@@ -97,6 +97,16 @@ void scalar_gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const
   gemm_f16_by_dots(scalar_table(), w, K, m0, m1, x, T, y, ldy);
 }
 
+uint64_t scalar_read_sum(const uint8_t* p, size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    s += w;
+  }
+  return s;
+}
+
 void scalar_attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
                         float* out) {
   attn_scores_by_dots(scalar_table(), rows, stride, f16, n, q, hd, out);
@@ -133,7 +143,7 @@ void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride
 const KernelTable& scalar_table() {
   static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, scalar_sum_squares, scalar_quantize_i8,
                              scalar_dot_f32, scalar_dot_f16, scalar_gemm_f16, scalar_axpy_f32,     scalar_axpy_f16,
-                             scalar_attn_scores, scalar_attn_mix};
+                             scalar_read_sum, scalar_attn_scores, scalar_attn_mix};
   return t;
 }
 
