@@ -77,8 +77,8 @@ TEST(Kernels, TernaryGemmBitExact) {
   }
 }
 
-// The Panel16 layout, checked against its definition in kernels.h element by element.
-TEST(Kernels, Panel16LayoutMatchesItsDefinition) {
+// The panel layouts, checked against their definition in kernels.h element by element.
+TEST(Kernels, PanelLayoutsMatchTheirDefinition) {
   std::mt19937 rng(9);
   const int64_t M = 21, K = 384;  // a partial last panel
   std::vector<uint8_t> codes(M * K / 4);
@@ -86,18 +86,20 @@ TEST(Kernels, Panel16LayoutMatchesItsDefinition) {
   auto i2s_code = [&](int64_t m, int64_t k) {
     return (codes[m * K / 4 + (k / 128) * 32 + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
   };
-  const auto layout = kernels::TernaryLayout::Panel16;
-  ASSERT_EQ(kernels::ternary_layout_bytes(layout, M, K), size_t(2 * 4 * K));
-  std::vector<uint8_t> packed(kernels::ternary_layout_bytes(layout, M, K), 0xAA);
-  // Two row ranges packed separately (as threads would) give the whole matrix.
-  kernels::pack_ternary(layout, codes.data(), M, K, 0, 16, packed.data());
-  kernels::pack_ternary(layout, codes.data(), M, K, 16, M, packed.data());
-  for (int64_t m = 0; m < 32; ++m)
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t p = m / 16, r = m % 16, s = k / 16, j = (k % 16) / 4, kk = k % 4;
-      const int got = (packed[p * 4 * K + 64 * s + 4 * r + kk] >> (2 * j)) & 3;
-      ASSERT_EQ(got, m < M ? i2s_code(m, k) : 1) << "m=" << m << " k=" << k;
-    }
+  for (auto [layout, R] : {std::pair{kernels::TernaryLayout::Panel16, int64_t(16)}, {kernels::TernaryLayout::Panel8, 8}}) {
+    const int64_t panels = (M + R - 1) / R;
+    ASSERT_EQ(kernels::ternary_layout_bytes(layout, M, K), size_t(panels * R * K / 4));
+    std::vector<uint8_t> packed(kernels::ternary_layout_bytes(layout, M, K), 0xAA);
+    // Two row ranges packed separately (as threads would) give the whole matrix.
+    kernels::pack_ternary(layout, codes.data(), M, K, 0, R, packed.data());
+    kernels::pack_ternary(layout, codes.data(), M, K, R, M, packed.data());
+    for (int64_t m = 0; m < panels * R; ++m)
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t p = m / R, r = m % R, s = k / 16, j = (k % 16) / 4, kk = k % 4;
+        const int got = (packed[p * R * K / 4 + 4 * R * s + 4 * r + kk] >> (2 * j)) & 3;
+        ASSERT_EQ(got, m < M ? i2s_code(m, k) : 1) << "R=" << R << " m=" << m << " k=" << k;
+      }
+  }
 }
 
 TEST(Kernels, TernaryGemmMatchesDecodedWeights) {

@@ -95,46 +95,67 @@ inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(x);
 }
 
-// One row of I2_S codes against up to 4 token rows: sum_k code[k] * q_j[k] for each token j.
+// ---- Ternary GEMM on the Panel8 layout (kernels.h) ----
+//
+// One 32-byte step of a panel holds 8 rows x 16 elements; (step >> 2j) & 3 is the tile of elements
+// 16s + 4j .. 16s + 4j + 3 of the 8 rows, 4 bytes per row. vpmaddubsw with a broadcast of the token's 4
+// activations gives each row two int16 partial sums; those are added in int16 for 8 steps (32 products of
+// |code * q| <= 3 * 128 per pair: |sum| <= 24576) and then widened into int32 with vpmaddwd.
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+constexpr int64_t kFlushSteps = 8;
+
+// NT tokens (1..4) against one panel of K/16 steps: acc[t] = 8 int32 row sums.
 template <int NT>
-inline void row_dots(const uint8_t* row, int64_t K, const int8_t* const* q, int32_t* out) {
+inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, __m256i acc[NT]) {
   const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  __m256i acc[NT];
-  for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_si256();
-  for (int64_t b = 0; b < K / 128; ++b) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b));
-    const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
-    const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
-    const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), mask);
-    const __m256i c3 = _mm256_and_si256(w, mask);
-    for (int j = 0; j < NT; ++j) {
-      const int8_t* a = q[j] + 128 * b;
-      // |code * q| <= 3 * 128, two per int16 lane, four groups: |sum| <= 3072, no saturation.
-      __m256i p = _mm256_maddubs_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
-      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32))));
-      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 64))));
-      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 96))));
-      acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+  for (int64_t s0 = 0; s0 < steps; s0 += kFlushSteps) {
+    __m256i part[NT];
+    for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
+    const int64_t s1 = s0 + kFlushSteps < steps ? s0 + kFlushSteps : steps;
+    for (int64_t s = s0; s < s1; ++s) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * s));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i c = _mm256_and_si256(j ? _mm256_srli_epi16(packed, 2 * j) : packed, mask);
+        for (int t = 0; t < NT; ++t)
+          part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(c, broadcast4(q[t] + 16 * s + 4 * j)));
+      }
     }
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(part[t], ones));
   }
-  for (int j = 0; j < NT; ++j) out[j] = hsum_epi32(acc[j]);
 }
 
 void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
                   const float* act_scales, int64_t T, float scale, float* y, int64_t ldy) {
-  for (int64_t m = m0; m < m1; ++m) {
-    const uint8_t* row = codes + m * K / 4;
+  constexpr int64_t R = 8;
+  const int64_t steps = K / 16;
+  for (int64_t p = m0 / R; p * R < m1; ++p) {
+    const int64_t base = p * R;
+    const int64_t lo = base > m0 ? base : m0, hi = base + R < m1 ? base + R : m1;
+    const uint8_t* w = codes + p * R * (K / 4);
     for (int64_t t = 0; t < T; t += 4) {
-      const int nt = static_cast<int>((T - t < 4 ? T - t : 4));
-      const int8_t* qs[4] = {q + t * K, q + (t + 1 < T - 1 ? t + 1 : T - 1) * K, q + (t + 2 < T - 1 ? t + 2 : T - 1) * K,
-                             q + (t + 3 < T - 1 ? t + 3 : T - 1) * K};
-      int32_t dots[4];
-      if (nt == 4) row_dots<4>(row, K, qs, dots);
-      else if (nt == 3) row_dots<3>(row, K, qs, dots);
-      else if (nt == 2) row_dots<2>(row, K, qs, dots);
-      else row_dots<1>(row, K, qs, dots);
-      for (int j = 0; j < nt; ++j)
-        y[(t + j) * ldy + m] = static_cast<float>(dots[j] - act_sums[t + j]) / act_scales[t + j] * scale;
+      const int nt = static_cast<int>(T - t < 4 ? T - t : 4);
+      const int8_t* qs[4];
+      for (int j = 0; j < nt; ++j) qs[j] = q + (t + j) * K;
+      __m256i acc[4];
+      switch (nt) {
+        case 4: panel_dot<4>(w, steps, qs, acc); break;
+        case 3: panel_dot<3>(w, steps, qs, acc); break;
+        case 2: panel_dot<2>(w, steps, qs, acc); break;
+        default: panel_dot<1>(w, steps, qs, acc); break;
+      }
+      for (int j = 0; j < nt; ++j) {
+        alignas(32) int32_t dots[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dots), acc[j]);
+        for (int64_t m = lo; m < hi; ++m)
+          y[(t + j) * ldy + m] = static_cast<float>(dots[m - base] - act_sums[t + j]) / act_scales[t + j] * scale;
+      }
     }
   }
 }
@@ -205,7 +226,7 @@ void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const fl
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
+  static const KernelTable t{"avx2", TernaryLayout::Panel8, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
                              read_sum, attn_scores, attn_mix};
   return &t;
 }

@@ -29,13 +29,14 @@ constexpr int kDotLanes = 64;
 //    block in bits (6 - 2g) of byte i.
 //  - Panel16: rows in panels of 16 (the last one padded with code 1), panel p at byte p*4K. A panel is K/16
 //    steps of 64 bytes; byte 4r + kk of step s holds row 16p + r, elements k = 16s + 4j + kk, j = 0..3, in
-//    bits 2j. So (step >> 2j) & 3 is a 16-row x 4-element int8 tile in vpdpbusd order.
-enum class TernaryLayout { I2S, Panel16 };
+//    bits 2j. So (step >> 2j) & 3 is a 16-row x 4-element int8 tile in vpdpbusd order (AVX-512).
+//  - Panel8: the same with 8 rows per panel (panel p at byte p*2K, 32-byte steps), for 256-bit registers.
+enum class TernaryLayout { I2S, Panel16, Panel8 };
 
 // Bytes of an [M][K] matrix in `layout`.
 size_t ternary_layout_bytes(TernaryLayout layout, int64_t M, int64_t K);
 // Writes rows [m0, m1) of I2_S codes (an [M][K] matrix) in `layout` into `out` (sized for all M rows);
-// for Panel16, m0 and m1 are multiples of 16 or M. Threads may pack disjoint row ranges at once.
+// for panel layouts, m0 and m1 are multiples of the panel height or M. Threads may pack disjoint row ranges at once.
 void pack_ternary(TernaryLayout layout, const uint8_t* i2s, int64_t M, int64_t K, int64_t m0, int64_t m1,
                   uint8_t* out);
 // Whether `layout` can hold a matrix with K columns (Panel16: K % 16 == 0).
