@@ -266,7 +266,10 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
     c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 128));
     d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 192));
   }
-  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d))));
+  alignas(64) uint64_t l[8];  // (not _mm512_reduce_add_epi64: GCC's adds the lanes as signed long long)
+  _mm512_store_si512(l, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+  uint64_t s = 0;
+  for (uint64_t v : l) s += v;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     __builtin_memcpy(&w, p + i, 8);
