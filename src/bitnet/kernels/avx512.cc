@@ -325,13 +325,7 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   __m512 mx = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) mx = _mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + k)), mx);  // NaN -> mx
-  float amax_f = _mm512_reduce_max_ps(mx);
-  for (; k < K; ++k) {
-    const float a = __builtin_fabsf(x[k]);
-    if (a > amax_f) amax_f = a;
-  }
-  const double amax = static_cast<double>(amax_f) > 1e-5 ? static_cast<double>(amax_f) : 1e-5;
-  const float s = static_cast<float>(127.0 / amax);
+  const float s = quantize_scale(_mm512_reduce_max_ps(mx), x, k, K);
   const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-128.0f);
   __m512i total = _mm512_setzero_si512();
   for (k = 0; k + 16 <= K; k += 16) {
@@ -341,12 +335,7 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
     total = _mm512_add_epi32(total, iv);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k), _mm512_cvtepi32_epi8(iv));
   }
-  int32_t t = _mm512_reduce_add_epi32(total);
-  for (; k < K; ++k) {
-    const float v = __builtin_nearbyintf(x[k] * s);
-    q[k] = static_cast<int8_t>(__builtin_fmaxf(-128.0f, __builtin_fminf(127.0f, v)));
-    t += q[k];
-  }
+  const int32_t t = _mm512_reduce_add_epi32(total) + quantize_tail(x, k, K, s, q);
   if (sum) *sum = t;
   return s;
 }

@@ -114,6 +114,12 @@ const KernelTable* neon_table();    // aarch64 with the dot-product extension
 // Returns s; *sum (optional) receives sum_k q[k].
 float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum = nullptr);
 
+// The scalar ends of quantize_row_i8, for SIMD tables that vectorize the middle (scalar.cc, compiled
+// without ISA flags): the scale from the max |x| of x[0, k0) and the rest of the row, and the codes of
+// x[k0, K) with their sum.
+float quantize_scale(float prefix_amax, const float* x, int64_t k0, int64_t K);
+int32_t quantize_tail(const float* x, int64_t k0, int64_t K, float s, int8_t* q);
+
 // Ternary GEMM with one scale per 256-element block (TQ tensors whose block scales differ), natural
 // activation order: y[t][m] = (sum_b float(dot_b) * block_scales[m*K/256 + b]) / act_scales[t].
 void ternary_gemm_blocks(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,

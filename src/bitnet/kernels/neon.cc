@@ -90,13 +90,7 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   float32x4_t mx = vdupq_n_f32(0);
   int64_t k = 0;
   for (; k + 4 <= K; k += 4) mx = vmaxnmq_f32(mx, vabsq_f32(vld1q_f32(x + k)));
-  float amax_f = vmaxnmvq_f32(mx);
-  for (; k < K; ++k) {
-    const float a = __builtin_fabsf(x[k]);
-    if (a > amax_f) amax_f = a;
-  }
-  const double amax = static_cast<double>(amax_f) > 1e-5 ? static_cast<double>(amax_f) : 1e-5;
-  const float s = static_cast<float>(127.0 / amax);
+  const float s = quantize_scale(vmaxnmvq_f32(mx), x, k, K);
   const float32x4_t vs = vdupq_n_f32(s), hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-128.0f);
   int32x4_t total = vdupq_n_s32(0);
   for (k = 0; k + 4 <= K; k += 4) {
@@ -107,12 +101,7 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
     vst1q_s32(tmp, iv);
     for (int l = 0; l < 4; ++l) q[k + l] = static_cast<int8_t>(tmp[l]);
   }
-  int32_t t = vaddvq_s32(total);
-  for (; k < K; ++k) {
-    const float v = __builtin_nearbyintf(x[k] * s);
-    q[k] = static_cast<int8_t>(__builtin_fmaxf(-128.0f, __builtin_fminf(127.0f, v)));
-    t += q[k];
-  }
+  const int32_t t = vaddvq_s32(total) + quantize_tail(x, k, K, s, q);
   if (sum) *sum = t;
   return s;
 }

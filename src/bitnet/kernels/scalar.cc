@@ -9,16 +9,25 @@
 
 namespace bitnet::kernels {
 
-float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
-  double amax = 1e-5;
-  for (int64_t k = 0; k < K; ++k) amax = std::max(amax, static_cast<double>(std::fabs(x[k])));
-  const float s = static_cast<float>(127.0 / amax);
+float quantize_scale(float prefix_amax, const float* x, int64_t k0, int64_t K) {
+  double amax = std::max(1e-5, static_cast<double>(prefix_amax));
+  for (int64_t k = k0; k < K; ++k) amax = std::max(amax, static_cast<double>(std::fabs(x[k])));
+  return static_cast<float>(127.0 / amax);
+}
+
+int32_t quantize_tail(const float* x, int64_t k0, int64_t K, float s, int8_t* q) {
   int32_t total = 0;
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = k0; k < K; ++k) {
     const float v = std::nearbyint(x[k] * s);  // default rounding mode: half to even
     q[k] = static_cast<int8_t>(std::fmax(-128.0f, std::fmin(127.0f, v)));
     total += q[k];
   }
+  return total;
+}
+
+float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
+  const float s = quantize_scale(0.0f, x, 0, K);
+  const int32_t total = quantize_tail(x, 0, K, s, q);
   if (sum) *sum = total;
   return s;
 }
