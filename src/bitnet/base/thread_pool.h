@@ -37,6 +37,10 @@ class ThreadPool {
     if (n <= 0) return;
     const int64_t per = (n + int64_t(n_threads_) * 4 - 1) / (int64_t(n_threads_) * 4);
     const int64_t chunk = std::max<int64_t>(grain, (per + grain - 1) / grain * grain);
+    if (n <= chunk) {  // one chunk: the caller does it without waking anyone
+      fn(int64_t(0), n, 0);
+      return;
+    }
     std::atomic<int64_t> next{0};
     run([&](int i) {
       for (int64_t b = next.fetch_add(chunk, std::memory_order_relaxed); b < n;

@@ -64,11 +64,9 @@ void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T
   const bool quantize = L.ternary || act_quant == ActQuant::PerToken;
   const bool fast_ternary = L.ternary && L.tern.block_scales.empty();
   if (quantize && !reuse_quantized) {
-    auto quantize_rows = [&](int64_t t0, int64_t t1, int) {
+    pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
-    };
-    if (T == 1) quantize_rows(0, 1, 0);
-    else pool.parallel_for(T, 1, quantize_rows);
+    });
   }
   // Row ranges in multiples of 16 keep threads off each other's output cache lines.
   pool.parallel_for(L.rows, 16, [&](int64_t m0, int64_t m1, int thread) {

@@ -46,11 +46,10 @@ class Forward {
 
  private:
   void layer(int l, const std::vector<BatchToken>& batch);
-  // fn(t0, t1) over the batch's tokens: split over the pool for a prompt, inline for one token.
+  // fn(t0, t1) over the batch's tokens, split over the pool (one token runs on the caller).
   template <typename F>
   void per_token(int32_t T, F&& fn) {
-    if (T == 1) fn(int64_t(0), int64_t(1));
-    else pool_.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) { fn(t0, t1); });
+    pool_.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) { fn(t0, t1); });
   }
   void attention(int l, const std::vector<BatchToken>& batch);
   // y[T][L.rows] = L(x[T][L.cols]); quantizes x once when `q_ready` is false.
