@@ -198,8 +198,6 @@ double sum_squares(const float* x, int64_t n) {
   return lanes[0];
 }
 
-void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
-
 uint64_t read_sum(const uint8_t* p, size_t n) {
   __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
   size_t i = 0;
@@ -211,36 +209,18 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
   }
   alignas(32) uint64_t l[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(l), _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
-  uint64_t s = l[0] + l[1] + l[2] + l[3];
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    __builtin_memcpy(&w, p + i, 8);
-    s += w;
-  }
-  return s;
+  const uint64_t s = l[0] + l[1] + l[2] + l[3];
+  return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
-
-void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", TernaryLayout::Panel8, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
-                             read_sum, attn_scores, attn_mix};
+  static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8,
+                             dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
+                             axpy_f32, axpy_f16,              read_sum,     FromDots<avx2_table>::attn_scores,
+                             FromDots<avx2_table>::attn_mix};
   return &t;
 }
-
-namespace {
-void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
-  gemm_f16_by_dots(*avx2_table(), w, K, m0, m1, x, T, y, ldy);
-}
-void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
-  attn_scores_by_dots(*avx2_table(), rows, stride, f16, n, q, hd, out);
-}
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
-  attn_mix_by_axpy(*avx2_table(), rows, stride, f16, n, w, hd, out);
-}
-}  // namespace
 
 }  // namespace bitnet::kernels

@@ -270,12 +270,7 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
   _mm512_store_si512(l, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
   uint64_t s = 0;
   for (uint64_t v : l) s += v;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    __builtin_memcpy(&w, p + i, 8);
-    s += w;
-  }
-  return s;
+  return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
 
 // Row after row (dot_f16 inlined): the weights stream through memory in order.

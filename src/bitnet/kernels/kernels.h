@@ -39,7 +39,8 @@ size_t ternary_layout_bytes(TernaryLayout layout, int64_t M, int64_t K);
 // for panel layouts, m0 and m1 are multiples of the panel height or M. Threads may pack disjoint row ranges at once.
 void pack_ternary(TernaryLayout layout, const uint8_t* i2s, int64_t M, int64_t K, int64_t m0, int64_t m1,
                   uint8_t* out);
-// Whether `layout` can hold a matrix with K columns (Panel16: K % 16 == 0).
+// Whether rows of K columns can be packed into `layout` (every layout is packed from I2_S rows, so
+// K % 128 == 0 for all of them).
 bool ternary_layout_fits(TernaryLayout layout, int64_t K);
 
 struct KernelTable {
@@ -94,6 +95,25 @@ void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t str
                          const float* q, int64_t hd, float* out);
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
                       const float* w, int64_t hd, float* out);
+
+// The same as table entries: FromDots<avx2_table>::gemm_f16 calls gemm_f16_by_dots with *avx2_table().
+// (They only forward to scalar.cc, and each instantiation names one table, so a copy compiled with one
+// file's ISA flags is never picked for another file.)
+template <const KernelTable* (*Table)()>
+struct FromDots {
+  static void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y,
+                       int64_t ldy) {
+    gemm_f16_by_dots(*Table(), w, K, m0, m1, x, T, y, ldy);
+  }
+  static void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
+                          float* out) {
+    attn_scores_by_dots(*Table(), rows, stride, f16, n, q, hd, out);
+  }
+  static void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd,
+                       float* out) {
+    attn_mix_by_axpy(*Table(), rows, stride, f16, n, w, hd, out);
+  }
+};
 
 // The table in use (chosen on first call).
 const KernelTable& active();

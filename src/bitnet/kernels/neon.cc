@@ -159,38 +159,18 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
     c = vaddq_u64(c, vreinterpretq_u64_u8(vld1q_u8(p + i + 32)));
     d = vaddq_u64(d, vreinterpretq_u64_u8(vld1q_u8(p + i + 48)));
   }
-  uint64_t s = vaddvq_u64(vaddq_u64(vaddq_u64(a, b), vaddq_u64(c, d)));
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    __builtin_memcpy(&w, p + i, 8);
-    s += w;
-  }
-  return s;
+  const uint64_t s = vaddvq_u64(vaddq_u64(vaddq_u64(a, b), vaddq_u64(c, d)));
+  return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
-
-void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy);
-void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
 
 }  // namespace
 
 const KernelTable* neon_table() {
   static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_i8,
-                             dot_f32,  dot_f16,            gemm_f16,     axpy_f32,  axpy_f16,    read_sum,
-                             attn_scores, attn_mix};
+                             dot_f32,  dot_f16,            FromDots<neon_table>::gemm_f16,
+                             axpy_f32, axpy_f16,           read_sum,     FromDots<neon_table>::attn_scores,
+                             FromDots<neon_table>::attn_mix};
   return &t;
 }
-
-namespace {
-void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y, int64_t ldy) {
-  gemm_f16_by_dots(*neon_table(), w, K, m0, m1, x, T, y, ldy);
-}
-void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
-  attn_scores_by_dots(*neon_table(), rows, stride, f16, n, q, hd, out);
-}
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
-  attn_mix_by_axpy(*neon_table(), rows, stride, f16, n, w, hd, out);
-}
-}  // namespace
 
 }  // namespace bitnet::kernels

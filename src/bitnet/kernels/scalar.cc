@@ -101,10 +101,7 @@ void scalar_axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, fp16_to_f32(x[i]), y[i]);
 }
 
-void scalar_gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y,
-                     int64_t ldy) {
-  gemm_f16_by_dots(scalar_table(), w, K, m0, m1, x, T, y, ldy);
-}
+const KernelTable* scalar_table_ptr() { return &scalar_table(); }
 
 uint64_t scalar_read_sum(const uint8_t* p, size_t n) {
   uint64_t s = 0;
@@ -114,15 +111,6 @@ uint64_t scalar_read_sum(const uint8_t* p, size_t n) {
     s += w;
   }
   return s;
-}
-
-void scalar_attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
-                        float* out) {
-  attn_scores_by_dots(scalar_table(), rows, stride, f16, n, q, hd, out);
-}
-
-void scalar_attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
-  attn_mix_by_axpy(scalar_table(), rows, stride, f16, n, w, hd, out);
 }
 
 }  // namespace
@@ -151,8 +139,9 @@ void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride
 
 const KernelTable& scalar_table() {
   static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, scalar_sum_squares, scalar_quantize_i8,
-                             scalar_dot_f32, scalar_dot_f16, scalar_gemm_f16, scalar_axpy_f32,     scalar_axpy_f16,
-                             scalar_read_sum, scalar_attn_scores, scalar_attn_mix};
+                             scalar_dot_f32, scalar_dot_f16, FromDots<scalar_table_ptr>::gemm_f16, scalar_axpy_f32, scalar_axpy_f16,
+                             scalar_read_sum, FromDots<scalar_table_ptr>::attn_scores,
+                             FromDots<scalar_table_ptr>::attn_mix};
   return t;
 }
 
@@ -180,16 +169,12 @@ void dequantize_row(TensorType type, const uint8_t* row, int64_t K, float* out) 
 
 void float_gemm(const KernelTable& kt, TensorType type, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0,
                 int64_t m1, const float* x, int64_t T, float* y, int64_t ldy, float* row_scratch) {
+  if (type == TensorType::F16 && row_bytes == size_t(K) * 2) {
+    kt.gemm_f16(reinterpret_cast<const uint16_t*>(w), K, m0, m1, x, T, y, ldy);
+    return;
+  }
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* row = w + m * row_bytes;
-    if (type == TensorType::F16 && row_bytes == size_t(K) * 2) {
-      kt.gemm_f16(reinterpret_cast<const uint16_t*>(w), K, m, m1, x, T, y, ldy);
-      return;
-    }
-    if (type == TensorType::F16) {
-      for (int64_t t = 0; t < T; ++t) y[t * ldy + m] = kt.dot_f16(reinterpret_cast<const uint16_t*>(row), x + t * K, K);
-      continue;
-    }
     const float* wr = reinterpret_cast<const float*>(row);
     if (type != TensorType::F32) {
       dequantize_row(type, row, K, row_scratch);
