@@ -27,6 +27,7 @@ Action register_matmul(CLI::App& app) {
   return [o]() {
     LoadOptions lo;
     lo.act_quant = o->model.session_options().act_quant;
+    lo.tokenizer = false;  // weights only
     auto model = Model::load(o->model.model, lo);
     const Linear* L = model->find_linear(o->tensor);
     if (!L) fail("{}: no linear layer named '{}'", o->model.model, o->tensor);

@@ -12,7 +12,6 @@ Session::Session(const std::string& model_path, const SessionOptions& opts) {
   lo.act_quant = opts.act_quant;
   lo.lm_head_q8 = opts.lm_head_q8;
   model_ = Model::load(model_path, lo);
-  if (model_->has_vocab()) tokenizer_ = Tokenizer::create(model_->vocab());
   int32_t n_ctx = opts.n_ctx;
   if (n_ctx <= 0) n_ctx = static_cast<int32_t>(std::min<uint32_t>(model_->config().n_ctx_train, 4096));
   if (n_ctx > (1 << 20)) fail("context size {} is too large", n_ctx);
@@ -23,12 +22,13 @@ Session::Session(const std::string& model_path, const SessionOptions& opts) {
 }
 
 const Tokenizer& Session::tokenizer() const {
-  if (!tokenizer_) fail("{}: the model file has no vocabulary (tokenizer.ggml.* keys)", model_->file().path());
-  if (!pre_noted_ && model_->vocab().model == "gpt2" && model_->vocab().pre.empty())
+  const Tokenizer* tokenizer = model_->tokenizer();
+  if (!tokenizer) fail("{}: the model file has no vocabulary (tokenizer.ggml.* keys)", model_->file().path());
+  if (!pre_noted_ && model_->pre_missing())
     std::fprintf(stderr, "bitnet: note: the file has no tokenizer.ggml.pre (like the official 2B-4T GGUF); using the %s "
-                 "pre-tokenizer\n", tokenizer_->pre_tokenizer_name().c_str());
+                 "pre-tokenizer\n", tokenizer->pre_tokenizer_name().c_str());
   pre_noted_ = true;
-  return *tokenizer_;
+  return *tokenizer;
 }
 
 void Session::eval(const std::vector<int32_t>& tokens, std::vector<float>* all, std::vector<float>* last,

@@ -27,7 +27,7 @@ class Session {
   Session(const std::string& model_path, const SessionOptions& opts);
 
   const Model& model() const { return *model_; }
-  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  bool has_tokenizer() const { return model_->tokenizer() != nullptr; }
   // Error when the file has no vocabulary. The first call notes on stderr a missing tokenizer.ggml.pre.
   const Tokenizer& tokenizer() const;
   int32_t n_ctx() const { return cache_->n_ctx(); }
@@ -51,7 +51,6 @@ class Session {
 
  private:
   std::unique_ptr<Model> model_;
-  std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<Forward> forward_;

@@ -136,8 +136,13 @@ class GgufFile {
   // The process no longer needs this tensor's bytes in memory (it has its own copy): the mapped pages
   // leave the resident set (MappedFile::release). The data stays readable. No-op for parsed buffers.
   void release(const GgufTensorInfo& t) const;
+  // Only bytes [offset, offset + n) of the tensor (clamped to it).
+  void release(const GgufTensorInfo& t, uint64_t offset, uint64_t n) const;
   // The same for the header and metadata (everything before the tensor data), once parsed.
   void release_metadata() const;
+  // Drops a parsed key and its value, for a caller that has taken what it needs (the model forgets the
+  // tokenizer's arrays, ~14 MB for LLaMA-3, once its tokenizer is built). find() then answers nullptr.
+  void forget(std::string_view key);
 
  private:
   GgufFile() = default;

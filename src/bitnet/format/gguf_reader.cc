@@ -130,6 +130,10 @@ void GgufFile::release(const GgufTensorInfo& t) const {
   if (map_) map_->release(t.data, t.nbytes);
 }
 
+void GgufFile::release(const GgufTensorInfo& t, uint64_t offset, uint64_t n) const {
+  if (map_ && offset < t.nbytes) map_->release(t.data + offset, std::min(n, t.nbytes - offset));
+}
+
 void GgufFile::release_metadata() const {
   if (map_ && data_offset_ > 0 && data_offset_ <= size_) map_->release(base_, data_offset_);
 }
@@ -303,6 +307,10 @@ void GgufFile::parse_all() {
       fail("{}: tensors '{}' (data bytes {}..{}) and '{}' (from byte {}) overlap", file,
            escape_for_message(a->name), a->offset, a->offset + a->nbytes, escape_for_message(b->name), b->offset);
   }
+}
+
+void GgufFile::forget(std::string_view key) {
+  std::erase_if(kvs_, [&](const GgufKV& kv) { return kv.key == key; });
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {

@@ -9,7 +9,7 @@
 #include "bitnet/format/gguf.h"
 #include "bitnet/model/arch.h"
 #include "bitnet/model/weights.h"
-#include "bitnet/text/vocab.h"
+#include "bitnet/text/tokenizer.h"
 
 namespace bitnet {
 
@@ -23,6 +23,9 @@ struct LoadOptions {
   // Quantize the LM head to int8 at load (one scale per row; activations quantized per token like
   // BitLinear's). Halves the head's bytes per decoded token; changes logits slightly (README).
   bool lm_head_q8 = false;
+  // Build the tokenizer from the file's vocabulary (an unsupported one is then an error). Off for tools
+  // that only need weights (bitnet matmul).
+  bool tokenizer = true;
 };
 
 // The LM head as int8 rows: [vocab][dim] values in [-127, 127] with one float scale per row.
@@ -49,7 +52,11 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const GgufFile& file() const { return *file_; }
   bool has_vocab() const { return has_vocab_; }
-  const VocabData& vocab() const { return vocab_; }  // empty when !has_vocab()
+  // Built at load, before the weights become resident (it is the largest piece of memory after them);
+  // nullptr without a vocabulary or with LoadOptions::tokenizer off.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // Byte-level BPE without tokenizer.ggml.pre (as in the official 2B-4T GGUF): the LLaMA-3 one is used.
+  bool pre_missing() const { return pre_missing_; }
   ActQuant act_quant() const { return opts_.act_quant; }
 
   FloatWeights token_embd;        // [vocab][dim]
@@ -66,6 +73,8 @@ class Model {
   void bind();
   void pack_ternary();
   void quantize_head();
+  void copy_head();
+  void load_tokenizer();
   Linear bind_linear(const std::string& name, int64_t rows, int64_t cols);
   const float* bind_norm(const std::string& name, int64_t n);
   FloatWeights bind_matrix(const std::string& name, int64_t rows, int64_t cols);
@@ -74,12 +83,14 @@ class Model {
   // general.alignment below 4): kernels read floats and halves in place, which needs natural alignment.
   const uint8_t* aligned_data(const GgufTensorInfo& t, size_t element_bytes);
   std::vector<std::vector<uint8_t>> realigned_;
+  PageBuffer head_copy_;  // the float LM head, moved out of the file (copy_head)
 
   LoadOptions opts_;
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
-  VocabData vocab_;
+  std::unique_ptr<Tokenizer> tokenizer_;
   bool has_vocab_ = false;
+  bool pre_missing_ = false;
 };
 
 }  // namespace bitnet

@@ -39,7 +39,7 @@ struct BpeTokenizer::Scratch {
   std::vector<Candidate> heap;  // min-heap on (rank, left)
 };
 
-BpeTokenizer::BpeTokenizer(const VocabData& vocab)
+BpeTokenizer::BpeTokenizer(VocabData& vocab)
     : Tokenizer(vocab),
       pre_name_(checked_pre_name(vocab.pre)),
       ignore_merges_(pre_name_ == "llama3"),

@@ -22,7 +22,7 @@ class BpeTokenizer final : public Tokenizer {
 
  protected:
   friend class Tokenizer;  // only Tokenizer::create constructs, then finishes with build_token_bytes()
-  explicit BpeTokenizer(const VocabData& vocab);  // throws on unsupported `pre` or bad merges
+  explicit BpeTokenizer(VocabData& vocab);  // throws on unsupported `pre` or bad merges
 
   void encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const override;
   std::string normal_token_bytes(std::string_view stored) const override;

@@ -12,7 +12,7 @@ constexpr std::string_view kSpace = "\xE2\x96\x81";  // '▁' U+2581, SentencePi
 
 }  // namespace
 
-SpmTokenizer::SpmTokenizer(const VocabData& vocab)
+SpmTokenizer::SpmTokenizer(VocabData& vocab)
     : Tokenizer(vocab), score_(vocab.scores), add_space_prefix_(vocab.add_space_prefix) {
   score_.resize(text_.size(), 0.0f);
   for (int b = 0; b < 256; ++b) {

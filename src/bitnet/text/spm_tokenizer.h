@@ -24,7 +24,7 @@ class SpmTokenizer final : public Tokenizer {
  protected:
   friend class Tokenizer;  // only Tokenizer::create constructs, then finishes with build_token_bytes()
   // Throws when some byte has no <0xNN> token and there is no unknown token to fall back on.
-  explicit SpmTokenizer(const VocabData& vocab);
+  explicit SpmTokenizer(VocabData& vocab);
 
   void encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const override;
   std::string normal_token_bytes(std::string_view stored) const override;

@@ -31,7 +31,7 @@ int parse_byte_token(std::string_view t) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::create(const VocabData& vocab) {
+std::unique_ptr<Tokenizer> Tokenizer::create(VocabData vocab) {
   std::unique_ptr<Tokenizer> t;
   if (vocab.model == "gpt2") {
     t.reset(new BpeTokenizer(vocab));
@@ -49,7 +49,7 @@ std::unique_ptr<Tokenizer> Tokenizer::create(const VocabData& vocab) {
 
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer::Tokenizer(const VocabData& v) : model_(v.model), text_(v.tokens) {
+Tokenizer::Tokenizer(VocabData& v) : model_(v.model), text_(std::move(v.tokens)) {
   const size_t n = text_.size();
   if (n == 0) fail("the vocabulary is empty (tokenizer.ggml.tokens has no entries)");
   if (n > static_cast<size_t>(INT32_MAX)) fail("the vocabulary has {} tokens, more than int32 ids allow", n);

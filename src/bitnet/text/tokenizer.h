@@ -25,7 +25,7 @@ class Tokenizer {
  public:
   // Validates `vocab` and builds the lookup tables (LLaMA-3: ~0.1 s). Throws bitnet::Error with a
   // sentence on an unsupported model/pre-tokenizer or inconsistent data.
-  static std::unique_ptr<Tokenizer> create(const VocabData& vocab);
+  static std::unique_ptr<Tokenizer> create(VocabData vocab);  // takes the token texts, copies nothing big
 
   virtual ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
@@ -71,7 +71,7 @@ class Tokenizer {
   const std::vector<int32_t>& eog_ids() const { return eog_ids_; }
 
  protected:
-  explicit Tokenizer(const VocabData& vocab);  // common validation and tables
+  explicit Tokenizer(VocabData& vocab);  // common validation and tables; moves vocab.tokens into text_
 
   // Appends the ids of one plain-text fragment (no special tokens in it). `after_special` is true for
   // the first fragment and for fragments right after a special token (SentencePiece adds its space then).
