@@ -67,7 +67,7 @@ Action register_bench(CLI::App& app) {
   struct Opts {
     ModelFlags model;
     std::string synth, type = "i2_s";
-    int32_t n_prompt = 512, n_gen = 128, reps = 5;
+    int32_t n_prompt = 512, n_gen = 128, reps = 5, depth = 0;
     bool json = false, profile = false, roofline = false;
   };
   auto o = std::make_shared<Opts>();
@@ -76,6 +76,11 @@ Action register_bench(CLI::App& app) {
   app.add_option("--type", o->type, "With --synth: linear weight type")->capture_default_str();
   app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
   app.add_option("-n,--n-gen", o->n_gen, "Generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  app.add_option("-d,--depth", o->depth,
+                 "Tokens already in the context when each test starts (like llama-bench's -d): tests attention "
+                 "over a long context")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", o->model.threads, "Threads (0: all cores)")->capture_default_str();
   app.add_option("-b,--batch-size", o->model.n_batch, "Prompt batch size")->capture_default_str();
@@ -109,10 +114,15 @@ Action register_bench(CLI::App& app) {
       }
     } cleanup{tmp};
     SessionOptions so = o->model.session_options();
-    so.n_ctx = std::max(o->n_prompt, o->n_gen) + 1;
+    so.n_ctx = o->depth + std::max(o->n_prompt, o->n_gen) + 1;
     Session s(path, so);
     std::mt19937 rng(1);
     std::uniform_int_distribution<int32_t> tok(0, s.n_vocab() - 1);
+    if (o->depth > 0) {  // the context every test starts from (not timed); truncate(depth) restores it
+      std::vector<int32_t> ctx(o->depth);
+      for (auto& t : ctx) t = tok(rng);
+      s.eval(ctx, nullptr, nullptr);
+    }
     using Clock = std::chrono::steady_clock;
     Series pp, tg;
     ForwardProfile prof_pp, prof_tg;
@@ -120,7 +130,7 @@ Action register_bench(CLI::App& app) {
       if (o->n_prompt > 0) {
         std::vector<int32_t> prompt(o->n_prompt);
         for (auto& t : prompt) t = tok(rng);
-        s.truncate(0);
+        s.truncate(o->depth);
         if (o->profile && r >= 0) s.set_profile(&prof_pp);
         std::vector<float> last;
         const auto t0 = Clock::now();
@@ -130,7 +140,7 @@ Action register_bench(CLI::App& app) {
         if (r >= 0) pp.tps.push_back(o->n_prompt / sec);
       }
       if (o->n_gen > 0) {
-        s.truncate(0);
+        s.truncate(o->depth);
         std::vector<float> last;
         s.eval({tok(rng)}, nullptr, &last);
         if (o->profile && r >= 0) s.set_profile(&prof_tg);
@@ -156,6 +166,9 @@ Action register_bench(CLI::App& app) {
       const GgufTensorInfo* head = separate_head ? f->tensor("output.weight") : embd;
       if (head) per_token = per_token - head->nbytes + uint64_t(c.vocab_size) * (c.dim + 4);
     }
+    // ... and the K and V rows of the context, on average depth + n_gen / 2 positions.
+    const uint64_t kv_row = uint64_t(c.n_layers) * 2 * c.n_kv_heads * c.head_dim * (o->model.kv_type == "f32" ? 4 : 2);
+    per_token += kv_row * (uint64_t(o->depth) + uint64_t(o->n_gen + 1) / 2);
     const double bw = o->roofline ? read_bandwidth(s.n_threads()) : 0;
     const double roof = bw > 0 ? bw * 1e9 / double(per_token) : 0;
     auto profile_json = [](const ForwardProfile& p) {
@@ -167,7 +180,8 @@ Action register_bench(CLI::App& app) {
       nlohmann::ordered_json j{{"model", path},       {"arch", s.model().config().arch_name},
                                {"model_bytes", bytes}, {"threads", s.n_threads()},
                                {"isa", isa},          {"n_prompt", o->n_prompt},
-                               {"n_gen", o->n_gen},   {"repetitions", o->reps}};
+                               {"n_gen", o->n_gen},   {"n_depth", o->depth},
+                               {"repetitions", o->reps}};
       if (o->n_prompt > 0) j["pp"] = {{"tok_s", pp.mean()}, {"stddev", pp.stddev()}};
       if (o->n_gen > 0) j["tg"] = {{"tok_s", tg.mean()}, {"stddev", tg.stddev()}};
       if (o->profile) j["profile"] = {{"pp", profile_json(prof_pp)}, {"tg", profile_json(prof_tg)}};
@@ -179,12 +193,13 @@ Action register_bench(CLI::App& app) {
     }
     std::printf("| model | size | threads | isa | test | t/s |\n|---|---|---|---|---|---|\n");
     const std::string name = s.model().config().arch_name + " " + std::to_string(s.model().config().n_layers) + "L";
+    const std::string at = o->depth > 0 ? " @ d" + std::to_string(o->depth) : "";
     if (o->n_prompt > 0)
-      std::printf("| %s | %.2f GB | %d | %s | pp%d | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
-                  o->n_prompt, pp.mean(), pp.stddev());
+      std::printf("| %s | %.2f GB | %d | %s | pp%d%s | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
+                  o->n_prompt, at.c_str(), pp.mean(), pp.stddev());
     if (o->n_gen > 0)
-      std::printf("| %s | %.2f GB | %d | %s | tg%d | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
-                  o->n_gen, tg.mean(), tg.stddev());
+      std::printf("| %s | %.2f GB | %d | %s | tg%d%s | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
+                  o->n_gen, at.c_str(), tg.mean(), tg.stddev());
     if (o->profile)
       for (auto [label, p] : {std::pair{"pp", prof_pp}, {"tg", prof_tg}}) {
         if (p.total_ms <= 0) continue;

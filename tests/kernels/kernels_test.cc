@@ -152,40 +152,53 @@ TEST(Kernels, AttentionScoresAndMixBitExact) {
   std::normal_distribution<float> nd;
   for (bool f16 : {true, false})
     for (int64_t hd : {64, 128, 80, 200})
-      for (int64_t n : {1, 15, 16, 17, 33, 100}) {
-        const int64_t elem = f16 ? 2 : 4, stride = (hd + 24) * elem;  // rows with gaps, as in the cache
-        std::vector<uint8_t> rows(n * stride);
-        for (int64_t j = 0; j < n; ++j)
-          for (int64_t i = 0; i < hd; ++i) {
-            const float v = nd(rng);
-            if (f16) {
-              const uint16_t h = f32_to_fp16(v);
-              std::memcpy(&rows[j * stride + 2 * i], &h, 2);
-            } else {
-              std::memcpy(&rows[j * stride + 4 * i], &v, 4);
-            }
-          }
-        std::vector<float> q(hd), w(n), ref_s(n), ref_o(hd), s(n), o(hd);
-        for (auto& v : q) v = nd(rng);
-        for (auto& v : w) v = std::fabs(nd(rng));
-        kernels::scalar_table().attn_scores(rows.data(), stride, f16, n, q.data(), hd, ref_s.data());
-        kernels::scalar_table().attn_mix(rows.data(), stride, f16, n, w.data(), hd, ref_o.data());
-        for (int64_t j = 0; j < n; ++j) {  // the scalar table is the dot/axpy definition
-          const uint8_t* row = &rows[j * stride];
-          const float want = f16 ? kernels::scalar_table().dot_f16(reinterpret_cast<const uint16_t*>(row), q.data(), hd)
-                                 : kernels::scalar_table().dot_f32(reinterpret_cast<const float*>(row), q.data(), hd);
-          ASSERT_EQ(bits(ref_s[j]), bits(want));
-        }
-        for (const KernelTable* kt : simd_tables()) {
-          std::fill(o.begin(), o.end(), -7.0f);
-          kt->attn_scores(rows.data(), stride, f16, n, q.data(), hd, s.data());
-          kt->attn_mix(rows.data(), stride, f16, n, w.data(), hd, o.data());
+      for (int64_t n : {1, 15, 16, 17, 33, 100})
+        for (int64_t nq : {1, 3, 4, 5, 9}) {  // query heads per KV head: the SIMD paths go 4 and 8 at a time
+          const int64_t elem = f16 ? 2 : 4, stride = (hd + 24) * elem;  // rows with gaps, as in the cache
+          const int64_t ld = n + 3;                                       // score rows with gaps too
+          std::vector<uint8_t> rows(n * stride);
           for (int64_t j = 0; j < n; ++j)
-            ASSERT_EQ(bits(s[j]), bits(ref_s[j])) << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " j=" << j;
-          for (int64_t i = 0; i < hd; ++i)
-            ASSERT_EQ(bits(o[i]), bits(ref_o[i])) << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " i=" << i;
+            for (int64_t i = 0; i < hd; ++i) {
+              const float v = nd(rng);
+              if (f16) {
+                const uint16_t h = f32_to_fp16(v);
+                std::memcpy(&rows[j * stride + 2 * i], &h, 2);
+              } else {
+                std::memcpy(&rows[j * stride + 4 * i], &v, 4);
+              }
+            }
+          std::vector<float> q(nq * hd), w(nq * ld), ref_s(nq * ld, -3.0f), ref_o(nq * hd), s(nq * ld), o(nq * hd);
+          for (auto& v : q) v = nd(rng);
+          for (auto& v : w) v = std::fabs(nd(rng));
+          const KernelTable& sc = kernels::scalar_table();
+          sc.attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, ref_s.data(), ld);
+          sc.attn_mix(rows.data(), stride, f16, n, w.data(), ld, nq, hd, ref_o.data());
+          for (int64_t g = 0; g < nq; ++g) {  // the scalar table is the dot/axpy definition
+            std::vector<float> axpy(hd, 0.0f);
+            for (int64_t j = 0; j < n; ++j) {
+              const uint8_t* row = &rows[j * stride];
+              const float want = f16 ? sc.dot_f16(reinterpret_cast<const uint16_t*>(row), &q[g * hd], hd)
+                                     : sc.dot_f32(reinterpret_cast<const float*>(row), &q[g * hd], hd);
+              ASSERT_EQ(bits(ref_s[g * ld + j]), bits(want)) << "g=" << g << " j=" << j;
+              if (f16) sc.axpy_f16(w[g * ld + j], reinterpret_cast<const uint16_t*>(row), axpy.data(), hd);
+              else sc.axpy_f32(w[g * ld + j], reinterpret_cast<const float*>(row), axpy.data(), hd);
+            }
+            for (int64_t j = n; j < ld; ++j) ASSERT_EQ(ref_s[g * ld + j], -3.0f);  // gaps left alone
+            for (int64_t i = 0; i < hd; ++i) ASSERT_EQ(bits(ref_o[g * hd + i]), bits(axpy[i])) << "g=" << g << " i=" << i;
+          }
+          for (const KernelTable* kt : simd_tables()) {
+            std::fill(o.begin(), o.end(), -7.0f);
+            std::fill(s.begin(), s.end(), -3.0f);
+            kt->attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, s.data(), ld);
+            kt->attn_mix(rows.data(), stride, f16, n, w.data(), ld, nq, hd, o.data());
+            for (int64_t k = 0; k < nq * ld; ++k)
+              ASSERT_EQ(bits(s[k]), bits(ref_s[k]))
+                  << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " nq=" << nq << " at " << k;
+            for (int64_t k = 0; k < nq * hd; ++k)
+              ASSERT_EQ(bits(o[k]), bits(ref_o[k]))
+                  << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " nq=" << nq << " at " << k;
+          }
         }
-      }
 }
 
 TEST(Kernels, GemmF16BitExact) {

@@ -175,77 +175,125 @@ inline __m512 load_row16(const uint8_t* row, bool f16, int64_t i, __mmask16 m) {
              : _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
 }
 
-// dot_lanes16 for a row of exactly HD elements (64 or 128), F16 or F32: unrolled, no tail, and the
-// query's registers stay loaded across rows.
-template <bool F16, int HD>
-inline __m512 dot_lanes16_fixed(const uint8_t* row, const __m512 q[HD / 16]) {
+// dot_lanes16 for a row of exactly HD elements (64 or 128) already in registers (k), with a query read
+// from memory: the same fma sequence as dot_lanes16.
+template <int HD>
+inline __m512 dot_lanes16_fixed(const __m512 k[HD / 16], const float* q) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int i = 0; i < HD / 16; ++i) {
-    const __m512 k = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
-                         : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
-    acc[i % 4] = _mm512_fmadd_ps(k, q[i], acc[i % 4]);
-  }
+  for (int i = 0; i < HD / 16; ++i) acc[i % 4] = _mm512_fmadd_ps(k[i], _mm512_loadu_ps(q + 16 * i), acc[i % 4]);
   return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));  // steps 32, 16
 }
 
 template <bool F16, int HD>
-void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* qp, float* out) {
-  __m512 q[HD / 16];
-  for (int i = 0; i < HD / 16; ++i) q[i] = _mm512_loadu_ps(qp + 16 * i);
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    __m512 v[16];
-    for (int r = 0; r < 16; ++r) v[r] = dot_lanes16_fixed<F16, HD>(rows + (j + r) * stride, q);
-    _mm512_storeu_ps(out + j, tree16x16(v));
-  }
-  for (; j < n; ++j) out[j] = tree16(dot_lanes16_fixed<F16, HD>(rows + j * stride, q));
+inline void load_row_fixed(const uint8_t* row, __m512 k[HD / 16]) {
+  for (int i = 0; i < HD / 16; ++i)
+    k[i] = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
+               : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
 }
 
-void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out) {
-  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, out)
-                            : attn_scores_fixed<false, 128>(rows, stride, n, q, out);
-  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, out)
-                           : attn_scores_fixed<false, 64>(rows, stride, n, q, out);
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    __m512 v[16];
-    for (int r = 0; r < 16; ++r) {
-      const uint8_t* row = rows + (j + r) * stride;
-      v[r] = dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, q, hd);
+constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA groups are usually 1-8 heads)
+
+// Rows of exactly HD elements: each row is loaded (and converted) once, then dotted with every query;
+// 16 rows' lane vectors per query wait in `part` for the shuffle tree.
+template <bool F16, int HD>
+void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* q, int64_t nq, float* out,
+                       int64_t ldo) {
+  alignas(64) float part[kMaxQueries][16][16];
+  for (int64_t g0 = 0; g0 < nq; g0 += kMaxQueries) {
+    const int64_t gn = nq - g0 < kMaxQueries ? nq - g0 : kMaxQueries;
+    const float* qs = q + g0 * HD;
+    float* os = out + g0 * ldo;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      for (int r = 0; r < 16; ++r) {
+        __m512 k[HD / 16];
+        load_row_fixed<F16, HD>(rows + (j + r) * stride, k);
+        for (int64_t g = 0; g < gn; ++g) _mm512_store_ps(part[g][r], dot_lanes16_fixed<HD>(k, qs + g * HD));
+      }
+      for (int64_t g = 0; g < gn; ++g) {
+        __m512 v[16];
+        for (int r = 0; r < 16; ++r) v[r] = _mm512_load_ps(part[g][r]);
+        _mm512_storeu_ps(os + g * ldo + j, tree16x16(v));
+      }
     }
-    _mm512_storeu_ps(out + j, tree16x16(v));
-  }
-  for (; j < n; ++j) {
-    const uint8_t* row = rows + j * stride;
-    out[j] = tree16(dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, q, hd));
+    for (; j < n; ++j) {
+      __m512 k[HD / 16];
+      load_row_fixed<F16, HD>(rows + j * stride, k);
+      for (int64_t g = 0; g < gn; ++g) os[g * ldo + j] = tree16(dot_lanes16_fixed<HD>(k, qs + g * HD));
+    }
   }
 }
 
-// out = sum_j w[j] * row_j with out held in registers, 128 elements (8 registers) at a time; each element
-// sees the same fma sequence as axpy over j.
-template <bool F16>
-void attn_mix_impl(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t hd, float* out) {
-  for (int64_t c = 0; c < hd; c += 128) {
-    const int64_t len = hd - c < 128 ? hd - c : 128;
-    __mmask16 m[8];
-    for (int r = 0; r < 8; ++r) {
-      const int64_t left = len - 16 * r;
-      m[r] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
+                 float* out, int64_t ldo) {
+  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, nq, out, ldo)
+                            : attn_scores_fixed<false, 128>(rows, stride, n, q, nq, out, ldo);
+  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, nq, out, ldo)
+                           : attn_scores_fixed<false, 64>(rows, stride, n, q, nq, out, ldo);
+  for (int64_t g = 0; g < nq; ++g) {  // other head sizes: one query at a time
+    const float* qg = q + g * hd;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) {
+        const uint8_t* row = rows + (j + r) * stride;
+        v[r] = dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, qg, hd);
+      }
+      _mm512_storeu_ps(out + g * ldo + j, tree16x16(v));
     }
-    __m512 acc[8];
-    for (int r = 0; r < 8; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      const __m512 wj = _mm512_set1_ps(w[j]);
+    for (; j < n; ++j) {
       const uint8_t* row = rows + j * stride;
-      for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(wj, load_row16(row, F16, c + 16 * r, m[r]), acc[r]);
+      out[g * ldo + j] =
+          tree16(dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, qg, hd));
     }
-    for (int r = 0; r < 8; ++r) _mm512_mask_storeu_ps(out + c + 16 * r, m[r], acc[r]);
   }
 }
 
-void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out) {
-  if (f16) attn_mix_impl<true>(rows, stride, n, w, hd, out);
-  else attn_mix_impl<false>(rows, stride, n, w, hd, out);
+// out_g = sum_j w_g[j] * row_j for NQ queries, 64 elements (4 registers per query) from column c: each row
+// chunk is loaded once for all NQ queries, and each element sees the same fma sequence as axpy over j.
+template <bool F16, int NQ>
+void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t hd,
+                    int64_t c, float* out) {
+  __mmask16 m[4];
+  for (int r = 0; r < 4; ++r) {
+    const int64_t left = hd - c - 16 * r;
+    m[r] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+  }
+  __m512 acc[NQ][4];
+  for (int g = 0; g < NQ; ++g)
+    for (int r = 0; r < 4; ++r) acc[g][r] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* row = rows + j * stride;
+    __m512 v[4];
+    for (int r = 0; r < 4; ++r) v[r] = load_row16(row, F16, c + 16 * r, m[r]);
+    for (int g = 0; g < NQ; ++g) {
+      const __m512 wj = _mm512_set1_ps(w[g * ldw + j]);
+      for (int r = 0; r < 4; ++r) acc[g][r] = _mm512_fmadd_ps(wj, v[r], acc[g][r]);
+    }
+  }
+  for (int g = 0; g < NQ; ++g)
+    for (int r = 0; r < 4; ++r) _mm512_mask_storeu_ps(out + g * hd + c + 16 * r, m[r], acc[g][r]);
+}
+
+template <bool F16>
+void attn_mix_impl(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t nq,
+                   int64_t hd, float* out) {
+  for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (16 accumulators), then the rest
+    const float* wg = w + g * ldw;
+    float* og = out + g * hd;
+    for (int64_t c = 0; c < hd; c += 64) switch (nq - g) {
+        case 1: attn_mix_chunk<F16, 1>(rows, stride, n, wg, ldw, hd, c, og); break;
+        case 2: attn_mix_chunk<F16, 2>(rows, stride, n, wg, ldw, hd, c, og); break;
+        case 3: attn_mix_chunk<F16, 3>(rows, stride, n, wg, ldw, hd, c, og); break;
+        default: attn_mix_chunk<F16, 4>(rows, stride, n, wg, ldw, hd, c, og); break;
+      }
+  }
+}
+
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw, int64_t nq,
+              int64_t hd, float* out) {
+  if (f16) attn_mix_impl<true>(rows, stride, n, w, ldw, nq, hd, out);
+  else attn_mix_impl<false>(rows, stride, n, w, ldw, nq, hd, out);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {

@@ -81,20 +81,25 @@ struct KernelTable {
   // width, used by `bitnet bench --roofline` to measure memory bandwidth.
   uint64_t (*read_sum)(const uint8_t* p, size_t n);
 
-  // Attention over n cached rows of hd elements (F16 when f16, else F32), row j at rows + j*stride bytes:
-  //   attn_scores: out[j] = dot(row_j, q)                  (canonical order, as dot_f16 / dot_f32)
-  //   attn_mix:    out[i] = sum_j w[j] * row_j[i]          (out starts at 0; fma over j in order, as axpy)
-  void (*attn_scores)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd, float* out);
-  void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd, float* out);
+  // Attention of nq query heads that share one KV head (GQA) over n cached rows of hd elements (F16 when
+  // f16, else F32), row j at rows + j*stride bytes; query g at q + g*hd, its weights at w + g*ldw:
+  //   attn_scores: out[g*ldo + j] = dot(row_j, q_g)          (canonical order, as dot_f16 / dot_f32)
+  //   attn_mix:    out[g*hd + i] = sum_j w_g[j] * row_j[i]   (out starts at 0; fma over j in order, as axpy)
+  // Each row is read once for all nq queries (with one query per call, a long context's K and V would be
+  // streamed from memory once per query head).
+  void (*attn_scores)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
+                      int64_t hd, float* out, int64_t ldo);
+  void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw,
+                   int64_t nq, int64_t hd, float* out);
 };
 
 // gemm_f16, attn_scores and attn_mix written with a table's dot and axpy (tables without their own).
 void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x,
                       int64_t T, float* y, int64_t ldy);
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                         const float* q, int64_t hd, float* out);
+                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo);
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                      const float* w, int64_t hd, float* out);
+                      const float* w, int64_t ldw, int64_t nq, int64_t hd, float* out);
 
 // The same as table entries: FromDots<avx2_table>::gemm_f16 calls gemm_f16_by_dots with *avx2_table().
 // (They only forward to scalar.cc, and each instantiation names one table, so a copy compiled with one
@@ -105,13 +110,13 @@ struct FromDots {
                        int64_t ldy) {
     gemm_f16_by_dots(*Table(), w, K, m0, m1, x, T, y, ldy);
   }
-  static void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t hd,
-                          float* out) {
-    attn_scores_by_dots(*Table(), rows, stride, f16, n, q, hd, out);
+  static void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
+                          int64_t hd, float* out, int64_t ldo) {
+    attn_scores_by_dots(*Table(), rows, stride, f16, n, q, nq, hd, out, ldo);
   }
-  static void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t hd,
-                       float* out) {
-    attn_mix_by_axpy(*Table(), rows, stride, f16, n, w, hd, out);
+  static void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw,
+                       int64_t nq, int64_t hd, float* out) {
+    attn_mix_by_axpy(*Table(), rows, stride, f16, n, w, ldw, nq, hd, out);
   }
 };
 

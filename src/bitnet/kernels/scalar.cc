@@ -122,19 +122,21 @@ void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64
 }
 
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                         const float* q, int64_t hd, float* out) {
-  for (int64_t j = 0; j < n; ++j)
-    out[j] = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(rows + j * stride), q, hd)
-                 : kt.dot_f32(reinterpret_cast<const float*>(rows + j * stride), q, hd);
+                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo) {
+  for (int64_t j = 0; j < n; ++j)  // row by row, so that each row is read once for all queries
+    for (int64_t g = 0; g < nq; ++g)
+      out[g * ldo + j] = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(rows + j * stride), q + g * hd, hd)
+                             : kt.dot_f32(reinterpret_cast<const float*>(rows + j * stride), q + g * hd, hd);
 }
 
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                      const float* w, int64_t hd, float* out) {
-  std::fill(out, out + hd, 0.0f);
-  for (int64_t j = 0; j < n; ++j) {
-    if (f16) kt.axpy_f16(w[j], reinterpret_cast<const uint16_t*>(rows + j * stride), out, hd);
-    else kt.axpy_f32(w[j], reinterpret_cast<const float*>(rows + j * stride), out, hd);
-  }
+                      const float* w, int64_t ldw, int64_t nq, int64_t hd, float* out) {
+  std::fill(out, out + nq * hd, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t g = 0; g < nq; ++g) {
+      if (f16) kt.axpy_f16(w[g * ldw + j], reinterpret_cast<const uint16_t*>(rows + j * stride), out + g * hd, hd);
+      else kt.axpy_f32(w[g * ldw + j], reinterpret_cast<const float*>(rows + j * stride), out + g * hd, hd);
+    }
 }
 
 const KernelTable& scalar_table() {

@@ -41,7 +41,7 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPo
   o_.resize(B * d);
   gate_.resize(B * ff);
   up_.resize(B * ff);
-  scores_.resize(size_t(pool.size()) * cache.n_ctx());
+  scores_.resize(size_t(pool.size()) * (c_.n_heads / c_.n_kv_heads) * cache.n_ctx());
   rope_cos_.resize(B * c_.rope_dim / 2);
   rope_sin_.resize(B * c_.rope_dim / 2);
 }
@@ -263,22 +263,16 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   emit("Vcur", l, v_.data(), T, kvd);
 
   Timed timed(profile_ ? &profile_->attention_ms : nullptr);
-  // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v; one (token,
-  // head) pair per task. Dots and sums use the kernel table's canonical order, exp is scalar.
+  // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v. One task is a
+  // token and a KV head: the kernels read that head's K and V rows once for all its query heads. Dots and
+  // sums use the kernel table's canonical order, exp is scalar.
   const kernels::KernelTable& kt = kernels::active();
   const bool f16 = cache_.type() == KvType::F16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  auto head = [&](int64_t task, int thread) {
-    const int32_t t = static_cast<int32_t>(task / nh), h = static_cast<int>(task % nh);
-    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;
-    const float* qh = &q_[t * qd + h * hd];
-    const int64_t kv_off = int64_t(h / group) * hd;
-    float* s = &scores_[size_t(thread) * cache_.n_ctx()];
-    const size_t elem = f16 ? 2 : 4;
-    const int64_t stride = kvd * int64_t(elem);
-    kt.attn_scores(cache_.k_row(l, seq, 0) + kv_off * elem, stride, f16, n, qh, hd, s);
-    // Softmax. Four partial maxima and sums (in a fixed order) keep the loops off one dependency chain;
-    // max is exact in any order, and the sum is in double.
+  const int64_t ld = cache_.n_ctx();
+  auto softmax = [&](float* s, int32_t n) {
+    // Four partial maxima and sums (in a fixed order) keep the loops off one dependency chain; max is
+    // exact in any order, and the sum is in double.
     float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
     int32_t j = 0;
     for (; j + 4 <= n; j += 4)
@@ -290,10 +284,12 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
       s[j] *= scale;
       m4[0] = std::max(m4[0], s[j]);
     }
-    const float mx = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
-    if (trace_) trace_->on_tensor("kq", l, t, s, n);  // one call per head, heads in order
+    return std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
+  };
+  auto normalize = [&](float* s, int32_t n, float mx) {
     double s4[4] = {0, 0, 0, 0};
-    for (j = 0; j + 4 <= n; j += 4)
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4)
       for (int u = 0; u < 4; ++u) {
         s[j + u] = std::exp(s[j + u] - mx);
         s4[u] += s[j + u];
@@ -305,17 +301,39 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     const float inv = static_cast<float>(1.0 / sum);
     for (j = 0; j < n; ++j) s[j] *= inv;
-    if (trace_) trace_->on_tensor("kq_soft_max", l, t, s, n);
-    kt.attn_mix(cache_.v_row(l, seq, 0) + kv_off * elem, stride, f16, n, s, hd, &att_[t * qd + h * hd]);
   };
-  const int64_t tasks = int64_t(T) * nh;
+  // A task: token t, KV head g, and its query heads [h0, h1), adjacent in q_ and att_.
+  auto task = [&](int32_t t, int g, int h0, int h1, int thread) {
+    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;
+    const int nq = h1 - h0;
+    float* s = &scores_[size_t(thread) * group * ld];  // [nq][n_ctx]
+    const int64_t stride = cache_.row_bytes();
+    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n, &q_[t * qd + h0 * hd], nq, hd, s, ld);
+    for (int i = 0; i < nq; ++i) {
+      float* si = s + i * ld;
+      const float mx = softmax(si, n);
+      if (trace_) trace_->on_tensor("kq", l, t, si, n);  // one call per head, heads in order
+      normalize(si, n, mx);
+      if (trace_) trace_->on_tensor("kq_soft_max", l, t, si, n);
+    }
+    kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s, ld, nq, hd, &att_[t * qd + h0 * hd]);
+  };
+  const int n_kv = static_cast<int>(c_.n_kv_heads);
   if (trace_) {  // the trace sink sees rows in order, from one thread
-    for (int64_t task = 0; task < tasks; ++task) head(task, 0);
+    for (int32_t t = 0; t < T; ++t)
+      for (int g = 0; g < n_kv; ++g) task(t, g, g * group, (g + 1) * group, 0);
   } else {
     // Last tokens first: in a prompt they attend to the most positions, so handing them out first leaves
-    // the cheap tasks to even out the threads' finishing times.
+    // the cheap tasks to even out the threads' finishing times. (Splitting a KV head's query heads over
+    // more tasks, so that one decoded token's 5 tasks even out on 2 threads, was slower: each part reads
+    // the rows again.)
+    const int64_t tasks = int64_t(T) * n_kv;
     pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
-      for (int64_t task = b; task < e; ++task) head(tasks - 1 - task, thread);
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t i = tasks - 1 - k;
+        const int g = static_cast<int>(i % n_kv);
+        task(static_cast<int32_t>(i / n_kv), g, g * group, (g + 1) * group, thread);
+      }
     });
   }
   emit("kqv_out", l, att_.data(), T, qd);

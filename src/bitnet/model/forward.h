@@ -67,7 +67,7 @@ class Forward {
 
   // Scratch, [max_batch][width] each.
   std::vector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_;
-  std::vector<float> scores_;  // [n_threads][n_ctx] attention weights of one head
+  std::vector<float> scores_;  // [n_threads][query heads per KV head][n_ctx] attention weights
   std::vector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
 };
 

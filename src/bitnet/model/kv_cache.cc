@@ -9,32 +9,37 @@
 namespace bitnet {
 
 KvCache::KvCache(const ModelConfig& c, int32_t n_ctx, KvType type, int32_t n_seq)
-    : n_ctx_(n_ctx), n_seq_(n_seq), type_(type), kv_dim_(int64_t(c.n_kv_heads) * c.head_dim),
-      elem_(type == KvType::F32 ? 4 : 2), length_(n_seq, 0) {
+    : n_ctx_(n_ctx), n_seq_(n_seq), type_(type), n_kv_heads_(c.n_kv_heads), head_dim_(c.head_dim),
+      kv_dim_(int64_t(c.n_kv_heads) * c.head_dim), elem_(type == KvType::F32 ? 4 : 2), length_(n_seq, 0) {
   if (n_ctx < 1) fail("context size {} must be at least 1", n_ctx);
   if (n_seq < 1) fail("number of sequences {} must be at least 1", n_seq);
   uint64_t bytes = 2;
   for (uint64_t f : {uint64_t(c.n_layers), uint64_t(n_seq), uint64_t(n_ctx), uint64_t(kv_dim_), uint64_t(elem_)})
     if (!checked_mul(bytes, f, &bytes)) fail("KV cache size overflows");
   try {
-    data_.resize(bytes);
-  } catch (const std::bad_alloc&) {
+    data_ = PageBuffer(bytes);
+  } catch (const Error&) {
     fail("cannot allocate a {:.1f} MB KV cache for a context of {} tokens; use a smaller -c", bytes / 1e6, n_ctx);
   }
 }
 
 void KvCache::store(int32_t layer, int32_t seq, int32_t pos, const float* k, const float* v) {
-  uint8_t* kd = data_.data() + offset(layer, seq, pos, 0);
-  uint8_t* vd = data_.data() + offset(layer, seq, pos, 1);
-  if (type_ == KvType::F32) {
-    std::memcpy(kd, k, kv_dim_ * 4);
-    std::memcpy(vd, v, kv_dim_ * 4);
-    return;
-  }
-  for (int64_t i = 0; i < kv_dim_; ++i) {
-    const uint16_t hk = f32_to_fp16(k[i]), hv = f32_to_fp16(v[i]);
-    std::memcpy(kd + 2 * i, &hk, 2);
-    std::memcpy(vd + 2 * i, &hv, 2);
+  const size_t row = static_cast<size_t>(row_bytes());
+  for (int32_t h = 0; h < n_kv_heads_; ++h) {
+    uint8_t* kd = data_.data() + offset(layer, seq, 0, h) + pos * row;
+    uint8_t* vd = data_.data() + offset(layer, seq, 1, h) + pos * row;
+    const float* kh = k + h * head_dim_;
+    const float* vh = v + h * head_dim_;
+    if (type_ == KvType::F32) {
+      std::memcpy(kd, kh, row);
+      std::memcpy(vd, vh, row);
+      continue;
+    }
+    for (int64_t i = 0; i < head_dim_; ++i) {
+      const uint16_t hk = f32_to_fp16(kh[i]), hv = f32_to_fp16(vh[i]);
+      std::memcpy(kd + 2 * i, &hk, 2);
+      std::memcpy(vd + 2 * i, &hv, 2);
+    }
   }
 }
 
