@@ -2,8 +2,10 @@
 # bench/compare.sh: benches `bitnet` and llama.cpp (npm node-llama-cpp@3.21.1) in one run on the same
 # generated 2B-4T-shape model and prints a markdown table with the ratios bitnet / llama.cpp.
 #
-#   bench/compare.sh [--pp 512] [--tg 128] [--reps 3] [--threads 2] [--quick] [--out RESULTS.json]
+#   bench/compare.sh [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--threads 2] [--quick] [--out RESULTS.json]
 #
+#   --depth D      every test starts with D tokens already in the context (llama-bench's -d): attention over
+#                  a long context (evaluated once per engine and model, untimed)
 #   --quick        a 4-layer model of the 2B-4T width (d 2560, ff 6912, 20/5 heads, LLaMA-3 vocabulary)
 #                  instead of all 30 layers: a smoke test of the whole pipeline, not a measurement
 #   --out FILE     also write every raw result (the three JSON reports, parameters, machine) to FILE
@@ -18,11 +20,12 @@ set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
-pp=512 tg=128 reps=3 threads=2 quick=0 out=""
+pp=512 tg=128 depth=0 reps=3 threads=2 quick=0 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --pp) pp=${2:?--pp needs a value}; shift 2 ;;
     --tg) tg=${2:?--tg needs a value}; shift 2 ;;
+    --depth) depth=${2:?--depth needs a value}; shift 2 ;;
     --reps) reps=${2:?--reps needs a value}; shift 2 ;;
     --threads) threads=${2:?--threads needs a value}; shift 2 ;;
     --quick) quick=1; shift ;;
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     *) echo "compare.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in "pp=$pp" "tg=$tg" "reps=$reps" "threads=$threads"; do
+for v in "pp=$pp" "tg=$tg" "depth=$depth" "reps=$reps" "threads=$threads"; do
   case "${v#*=}" in ''|*[!0-9]*) echo "compare.sh: --${v%%=*} must be a non-negative integer" >&2; exit 2 ;; esac
 done
 if [ "$reps" -lt 1 ] || [ "$threads" -lt 1 ] || [ $((pp + tg)) -eq 0 ]; then
@@ -95,15 +98,15 @@ status=0
 for run in i2_s tq2_0 i2_s_q8; do
   w=${run%_q8} extra=()
   [ "$run" = i2_s_q8 ] && extra=(--lm-head q8)
-  log "bitnet bench: $run (pp $pp, tg $tg, $reps repetitions, $threads threads)"
-  if ! "$bitnet" bench -m "$tmp/$w.gguf" -p "$pp" -n "$tg" -r "$reps" -t "$threads" --kv-type f16 --json \
+  log "bitnet bench: $run (pp $pp, tg $tg, depth $depth, $reps repetitions, $threads threads)"
+  if ! "$bitnet" bench -m "$tmp/$w.gguf" -p "$pp" -n "$tg" -d "$depth" -r "$reps" -t "$threads" --kv-type f16 --json \
       --profile --roofline "${extra[@]}" >"$tmp/bitnet_$run.json"; then
     log "bitnet bench failed on $run"; rm -f "$tmp/bitnet_$run.json"; status=1
   fi
 done
 if [ $llama -eq 1 ]; then
-  log "llama.cpp (node-llama-cpp): tq2_0 (pp $pp, tg $tg, $reps repetitions, $threads threads)"
-  if ! node bench/llama_cpp_bench.mjs "$oracle_dir" "$tmp/tq2_0.gguf" --pp "$pp" --tg "$tg" --reps "$reps" \
+  log "llama.cpp (node-llama-cpp): tq2_0 (pp $pp, tg $tg, depth $depth, $reps repetitions, $threads threads)"
+  if ! node bench/llama_cpp_bench.mjs "$oracle_dir" "$tmp/tq2_0.gguf" --pp "$pp" --tg "$tg" --depth "$depth" --reps "$reps" \
       --threads "$threads" --json >"$tmp/llama_cpp.json"; then
     log "llama.cpp bench failed"; rm -f "$tmp/llama_cpp.json"; status=1; llama_state=failed llama_note="its bench failed (messages above)"
   fi
@@ -114,12 +117,14 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit (modified)"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
-TMPD=$tmp PP=$pp TG=$tg REPS=$reps THREADS=$threads QUICK=$quick SHAPE="$shape_name" OUT="$out" \
+TMPD=$tmp PP=$pp TG=$tg DEPTH=$depth REPS=$reps THREADS=$threads QUICK=$quick SHAPE="$shape_name" OUT="$out" \
 COMMIT="$commit" CPU="${cpu:-unknown}" NCPU="$(nproc)" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
 LLAMA_NOTE="$llama_note" LLAMA_STATE="$llama_state" python3 - <<'EOF'
 import json, os, datetime
 E = os.environ
 tmp, pp, tg, threads, quick = E["TMPD"], int(E["PP"]), int(E["TG"]), int(E["THREADS"]), E["QUICK"] == "1"
+depth = int(E["DEPTH"])
+at = f" @ d{depth}" if depth else ""
 
 def load(name):
     try:
@@ -153,7 +158,7 @@ def ratio(r, k):
     a, b = speed(r, k)[0], speed(lc, k)[0] if lc else None
     return f"{a / b:.2f}x" if a and b else "—"
 
-print(f"\n## bitnet vs llama.cpp: {E['SHAPE']}, {threads} threads, pp{pp} / tg{tg}, {E['REPS']} repetitions\n")
+print(f"\n## bitnet vs llama.cpp: {E['SHAPE']}, {threads} threads, pp{pp} / tg{tg}{at}, {E['REPS']} repetitions\n")
 print(f"machine: {E['CPU']}, {E['NCPU']} cores; load average before {E['LOAD_BEFORE']}, after {E['LOAD_AFTER']}")
 print(f"bitnet: commit {E['COMMIT']}, ISA {(bi or bt or {}).get('isa', '?')}, KV cache f16")
 if lc:
@@ -162,7 +167,7 @@ if lc:
           + (" (resolves to on for the CPU backend)" if lc["flash_attn"] == "auto" else "")
           + f", threads used {lc['threads_used']}")
 print()
-print(f"| engine | weights | pp{pp} tok/s | tg{tg} tok/s | pp: bitnet / llama.cpp | tg: bitnet / llama.cpp |")
+print(f"| engine | weights | pp{pp}{at} tok/s | tg{tg}{at} tok/s | pp: bitnet / llama.cpp | tg: bitnet / llama.cpp |")
 print("|---|---|---|---|---|---|")
 print(f"| bitnet | I2_S (bitnet-b1.58) | {cell(bi, 'pp')} | {cell(bi, 'tg')} | {ratio(bi, 'pp')} | {ratio(bi, 'tg')} |")
 print(f"| bitnet | TQ2_0 (bitnet) | {cell(bt, 'pp')} | {cell(bt, 'tg')} | {ratio(bt, 'pp')} | {ratio(bt, 'tg')} |")
@@ -174,8 +179,9 @@ else:
     print(f"| llama.cpp (node-llama-cpp) | TQ2_0 (bitnet) | {word} | {word} | — | — |")
 ref_pp = {128: "88–107", 512: "66"}.get(pp, "— (pp128 88–107, pp512 66)")
 ref_tg = {128: "20.0–21.8"}.get(tg, "— (tg128 20.0–21.8)")
-print(f"| bitnet.cpp, llama-bench: **quoted from the issue, not measured here** (2 threads, full 30 layers) "
-      f"| I2_S | {ref_pp} | {ref_tg} | | |")
+if not depth:
+    print(f"| bitnet.cpp, llama-bench: **quoted from the issue, not measured here** (2 threads, full 30 layers) "
+          f"| I2_S | {ref_pp} | {ref_tg} | | |")
 print()
 if not lc:
     print(f"llama.cpp: {E['LLAMA_NOTE']}")
@@ -188,7 +194,7 @@ else:
     else:
         print("llama.cpp figures are wall time seen from JavaScript (llama.cpp's own timer was not readable).")
 # Against the quoted bitnet.cpp figures only where the run is the same test (full model, 2 threads).
-if not quick and threads == 2 and bi:
+if not quick and threads == 2 and bi and not depth:
     q = []
     if pp in (128, 512) and fig(bi, "pp").get("tok_s"):
         lo, hi = {128: (88, 107), 512: (66, 66)}[pp]
@@ -222,7 +228,7 @@ if E["OUT"]:
         json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": E["COMMIT"],
                    "cpu": E["CPU"], "cores": int(E["NCPU"]), "load_before": E["LOAD_BEFORE"],
                    "load_after": E["LOAD_AFTER"], "shape": E["SHAPE"], "quick": quick, "n_prompt": pp,
-                   "n_gen": tg, "repetitions": int(E["REPS"]), "threads": threads,
+                   "n_gen": tg, "n_depth": depth, "repetitions": int(E["REPS"]), "threads": threads,
                    "bitnet_i2_s": bi, "bitnet_tq2_0": bt, "bitnet_i2_s_lm_head_q8": bq, "llama_cpp": lc}, f, indent=2)
         f.write("\n")
     print(f"raw results: {E['OUT']}")

@@ -1,7 +1,7 @@
 // llama-bench-like throughput of llama.cpp, through the npm package node-llama-cpp (3.21.1), CPU only.
 //
-//   node bench/llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2]
-//        [--kv f16|f32] [--fa auto|on|off] [--api addon|public] [--seed 1] [--json] [--verbose]
+//   node bench/llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp 512] [--tg 128] [--depth 0] [--reps 5]
+//        [--threads 2] [--kv f16|f32] [--fa auto|on|off] [--api addon|public] [--seed 1] [--json] [--verbose]
 //
 // ORACLE_DIR: where tests/oracles/install.sh installed node-llama-cpp (e.g. build/oracles).
 //
@@ -10,6 +10,8 @@
 //       the last position only (what llama-bench's llama_batch_get_one asks for).
 //   tg: --tg random token ids evaluated one at a time (one llama_decode of 1 token each) from an empty KV
 //       cache, each with its logits (so the LM head runs every step; nothing is sampled through JS).
+//   --depth D: each test starts with D random tokens already in the KV cache (llama-bench's -d): they are
+//       evaluated once, untimed, and every test truncates the cache back to them.
 // One warm-up run of each (pages the memory-mapped weights in), then --reps repetitions; tok/s is averaged
 // over repetitions (mean and sample standard deviation), like llama-bench.
 //
@@ -36,7 +38,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "../tests/oracles/llama_cpp_common.mjs";
 
 const USAGE =
-  "usage: llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp N] [--tg N] [--reps R] [--threads T] " +
+  "usage: llama_cpp_bench.mjs ORACLE_DIR MODEL.gguf [--pp N] [--tg N] [--depth D] [--reps R] [--threads T] " +
   "[--kv f16|f32] [--fa auto|on|off] [--api addon|public] [--seed S] [--json] [--verbose]";
 
 function fail(code, msg) {
@@ -49,7 +51,7 @@ try {
   args = parseArgs(process.argv.slice(2), {
     positional: ["oracleDir", "model"],
     options: {
-      "--pp": "int", "--tg": "int", "--reps": "int", "--threads": "int", "--seed": "int",
+      "--pp": "int", "--tg": "int", "--depth": "int", "--reps": "int", "--threads": "int", "--seed": "int",
       "--kv": "string", "--fa": "string", "--api": "string", "--json": "flag", "--verbose": "flag",
     },
   });
@@ -58,6 +60,7 @@ try {
 }
 const pp = args.pp ?? 512;
 const tg = args.tg ?? 128;
+const depth = args.depth ?? 0;
 const reps = args.reps ?? 5;
 const threads = args.threads ?? 2;
 const kv = (args.kv ?? "f16").toLowerCase();
@@ -65,6 +68,7 @@ const fa = (args.fa ?? "auto").toLowerCase();
 let api = (args.api ?? "addon").toLowerCase();
 if (pp < 0 || tg < 0 || pp + tg === 0) fail(2, "--pp and --tg must be >= 0, not both 0");
 if (reps < 1) fail(2, "--reps must be >= 1");
+if (depth < 0) fail(2, "--depth must be >= 0");
 if (threads < 1) fail(2, "--threads must be >= 1 (this script passes it to llama.cpp exactly)");
 if (!["f16", "f32"].includes(kv)) fail(2, "--kv must be f16 or f32");
 if (!["auto", "on", "off"].includes(fa)) fail(2, "--fa must be auto, on or off");
@@ -133,8 +137,8 @@ try {
   if (!(nVocab > 0)) throw new Error("cannot tell the vocabulary size (no token_embd.weight)");
   const kvType = kv.toUpperCase();
   context = await model.createContext({
-    contextSize: Math.max(pp + tg + 1, 16),
-    batchSize: Math.max(pp, 1),
+    contextSize: Math.max(depth + pp + tg + 1, 16),
+    batchSize: Math.max(pp, Math.min(depth, 512), 1),
     sequences: 1,
     threads: { ideal: threads, min: threads },
     flashAttention: fa === "auto" ? "auto" : fa === "on",
@@ -143,7 +147,8 @@ try {
     performanceTracking: true,
     failedCreationRemedy: false,
   });
-  if (context.contextSize < pp + tg) throw new Error(`context size ${context.contextSize} < pp+tg = ${pp + tg}`);
+  if (context.contextSize < depth + pp + tg)
+    throw new Error(`context size ${context.contextSize} < depth+pp+tg = ${depth + pp + tg}`);
   if (context.batchSize < pp) throw new Error(`batch size ${context.batchSize} < pp = ${pp}`);
   sequence = context.getSequence();
   const rand = rng(args.seed ?? 1);
@@ -210,30 +215,51 @@ try {
       return api === "addon" ? addon.getSequenceKvCacheMaxPosition(seqId) + 1 : sequence.nextTokenIndex;
     },
   };
+  // The --depth context, evaluated once in batches; toDepth() truncates the cache back to it.
+  const depthTokens = Array.from({ length: depth }, randomToken);
+  let depthFilled = false;
+  async function toDepth() {
+    if (depth === 0) return engine.clear();
+    if (depthFilled && api === "addon") {
+      addon.removeTokenCellsFromSequence(seqId, depth, -1);
+    } else if (depthFilled) {
+      await sequence.eraseContextTokenRanges([{ start: depth, end: sequence.nextTokenIndex }]);
+    } else {
+      await engine.clear();
+      for (let i = 0; i < depth; i += context.batchSize) await engine.eval(depthTokens.slice(i, i + context.batchSize), i);
+      depthFilled = true;
+    }
+    if (engine.position() !== depth) throw new Error(`the cache holds ${engine.position()} tokens, not the depth ${depth}`);
+  }
 
   async function runPP() {
-    await engine.clear();
+    await toDepth();
     const toks = Array.from({ length: pp }, randomToken);
     await native(); // reset
     const t0 = performance.now();
-    await engine.eval(toks, 0);
+    await engine.eval(toks, depth);
     const wallMs = performance.now() - t0;
     const nat = await native();
-    if (engine.position() !== pp) throw new Error(`pp: sequence holds ${engine.position()} tokens, not ${pp}`);
+    if (engine.position() !== depth + pp) throw new Error(`pp: sequence holds ${engine.position()} tokens, not ${depth + pp}`);
     const counted = pp === 1 ? nat?.genRuns : nat?.promptTokens;
     if (nat && counted !== pp) throw new Error(`pp: llama.cpp counted ${counted} tokens, not ${pp}`);
     return { wallMs, nativeMs: nat?.ms ?? null };
   }
 
-  async function runTG(n) {
-    await engine.clear();
+  async function runTG(n, d = depth) {
+    if (d > 0) {
+      await toDepth();
+    } else {
+      await engine.clear();
+      depthFilled = false;
+    }
     const toks = Array.from({ length: n }, randomToken);
     await native(); // reset
     const t0 = performance.now();
-    for (let i = 0; i < n; ++i) await engine.eval([toks[i]], i);
+    for (let i = 0; i < n; ++i) await engine.eval([toks[i]], d + i);
     const wallMs = performance.now() - t0;
     const nat = await native();
-    if (engine.position() !== n) throw new Error(`tg: sequence holds ${engine.position()} tokens, not ${n}`);
+    if (engine.position() !== d + n) throw new Error(`tg: sequence holds ${engine.position()} tokens, not ${d + n}`);
     if (nat && nat.genRuns !== n) throw new Error(`tg: llama.cpp counted ${nat.genRuns} 1-token decodes, not ${n}`);
     return { wallMs, nativeMs: nat?.ms ?? null };
   }
@@ -255,7 +281,7 @@ try {
   for (const a of addonOk ? ["addon", "public"] : ["public"]) {
     api = a;
     const one = [];
-    for (let r = 0; r < Math.max(3, reps); ++r) one.push(await runTG(1));
+    for (let r = 0; r < Math.max(3, reps); ++r) one.push(await runTG(1, 0));
     await engine.clear();
     const wall = meanStd(one.map((r) => r.wallMs)).mean;
     const nat = one.every((r) => r.nativeMs !== null) ? meanStd(one.map((r) => r.nativeMs)).mean : null;
@@ -295,6 +321,7 @@ try {
     batch_size: context.batchSize,
     n_prompt: pp,
     n_gen: tg,
+    n_depth: depth,
     repetitions: reps,
     load_ms: loadMs,
     pp: summarize(ppRuns, pp, 1),
@@ -311,10 +338,11 @@ try {
     console.log(`llama.cpp ${result.llama_cpp_release ?? "?"} via ${result.package} (${api} API), CPU, ${threads} threads, KV ${kv}, flash attention ${fa}`);
     console.log("| model | test | t/s (wall, via JS) | t/s (llama.cpp's own timer) | JS overhead per call |");
     console.log("|---|---|---|---|---|");
+    const at = depth > 0 ? ` @ d${depth}` : "";
     if (result.pp)
-      console.log(`| ${name} | pp${pp} | ${f(result.pp.tok_s)} ± ${f(result.pp.stddev)} | ${f(result.pp.native_tok_s)} ± ${f(result.pp.native_stddev)} | ${f(result.pp.js_overhead_ms_per_call, 3)} ms |`);
+      console.log(`| ${name} | pp${pp}${at} | ${f(result.pp.tok_s)} ± ${f(result.pp.stddev)} | ${f(result.pp.native_tok_s)} ± ${f(result.pp.native_stddev)} | ${f(result.pp.js_overhead_ms_per_call, 3)} ms |`);
     if (result.tg)
-      console.log(`| ${name} | tg${tg} | ${f(result.tg.tok_s)} ± ${f(result.tg.stddev)} | ${f(result.tg.native_tok_s)} ± ${f(result.tg.native_stddev)} | ${f(result.tg.js_overhead_ms_per_call, 3)} ms |`);
+      console.log(`| ${name} | tg${tg}${at} | ${f(result.tg.tok_s)} ± ${f(result.tg.stddev)} | ${f(result.tg.native_tok_s)} ± ${f(result.tg.native_stddev)} | ${f(result.tg.js_overhead_ms_per_call, 3)} ms |`);
     for (const [a, e] of Object.entries(eval1))
       console.log(`1-token evaluate (${a} API): ${f(e.wall_ms, 3)} ms wall, ${f(e.native_ms, 3)} ms in llama.cpp, JS overhead ${f(e.js_overhead_ms, 3)} ms`);
   }
