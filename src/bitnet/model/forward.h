@@ -65,10 +65,10 @@ class Forward {
   TraceSink* trace_ = nullptr;
   ForwardProfile* profile_ = nullptr;
 
-  // Scratch, [max_batch][width] each.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_;
-  std::vector<float> scores_;  // [n_threads][query heads per KV head][n_ctx] attention weights
-  std::vector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
+  // Scratch, [max_batch][width] each; resident only as far as batches use it (ScratchVector).
+  ScratchVector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_;
+  ScratchVector<float> scores_;  // [n_threads][query heads per KV head][n_ctx] attention weights
+  ScratchVector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
 };
 
 }  // namespace bitnet

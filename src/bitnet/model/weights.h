@@ -7,6 +7,7 @@
 
 #include "bitnet/base/page_buffer.h"
 #include "bitnet/base/thread_pool.h"
+#include "bitnet/base/uninit_allocator.h"
 #include "bitnet/format/ggml_types.h"
 #include "bitnet/kernels/kernels.h"
 
@@ -40,10 +41,10 @@ struct Linear {
 // Scratch for apply_linear, sized for max_batch rows of max_k inputs and n_threads workers.
 struct LinearScratch {
   LinearScratch(int32_t max_batch, int64_t max_k, int n_threads);
-  std::vector<int8_t> q;         // [max_batch][max_k] int8 activations, natural order
-  std::vector<float> scale;      // [max_batch] act_scale = 127/amax
-  std::vector<int32_t> sum;      // [max_batch] sum of q
-  std::vector<float> rows;       // [n_threads][max_k] float row buffers
+  ScratchVector<int8_t> q;       // [max_batch][max_k] int8 activations, natural order
+  ScratchVector<float> scale;    // [max_batch] act_scale = 127/amax
+  ScratchVector<int32_t> sum;    // [max_batch] sum of q
+  ScratchVector<float> rows;     // [n_threads][max_k] float row buffers
   int64_t max_k;
 };
 
