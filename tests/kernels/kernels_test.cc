@@ -372,5 +372,70 @@ TEST(ThreadPool, RejectsBadThreadCounts) {
   EXPECT_GE(ThreadPool::default_threads(), 1);
 }
 
+
+// exp_canonical against the exact exp (long double): within 2 ulp over the range where it is normal;
+// the flush and overflow thresholds and NaN as documented.
+TEST(Kernels, ExpCanonicalAccuracy) {
+  const auto ulps = [](float got, long double want) {
+    const float w = static_cast<float>(want);
+    const float ulp = std::nextafter(std::fabs(w), INFINITY) - std::fabs(w);
+    return static_cast<double>(std::fabs(static_cast<long double>(got) - want) / ulp);
+  };
+  double worst = 0;
+  for (float x = -87.3f; x < 88.7f; x += 0.000731f) worst = std::max(worst, ulps(kernels::exp_canonical(x), std::exp(static_cast<long double>(x))));
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> small(-1.0f, 1.0f);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = small(rng);
+    worst = std::max(worst, ulps(kernels::exp_canonical(x), std::exp(static_cast<long double>(x))));
+  }
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(kernels::exp_canonical(0.0f), 1.0f);
+  EXPECT_EQ(kernels::exp_canonical(-0.0f), 1.0f);
+  EXPECT_EQ(kernels::exp_canonical(88.72283935546875f), INFINITY);
+  EXPECT_EQ(kernels::exp_canonical(INFINITY), INFINITY);
+  EXPECT_EQ(kernels::exp_canonical(-87.3365555f), 0.0f);
+  EXPECT_EQ(kernels::exp_canonical(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(kernels::exp_canonical(NAN)));
+  EXPECT_GT(kernels::exp_canonical(88.7f), 3.0e38f);
+  EXPECT_GT(kernels::exp_canonical(-87.3f), 0.0f);
+}
+
+TEST(Kernels, ExpShiftAndSiluBitExact) {
+  std::mt19937 rng(22);
+  std::normal_distribution<float> nd(0.0f, 8.0f);
+  const std::vector<float> special = {0.0f, -0.0f, NAN, INFINITY, -INFINITY, 88.72283935546875f, 88.7228317f,
+                                      -87.33654785156250f, -87.3365555f, 1e-30f, -1e-30f, 1e30f, -1e30f,
+                                      88.376f, -86.999f, 0.34657359f, -0.34657359f, 1e-45f};
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 100, 1000}) {
+    std::vector<float> x(n), u(n);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = i < static_cast<int64_t>(special.size()) && n >= 33 ? special[i] : nd(rng);
+      u[i] = nd(rng);
+    }
+    for (float shift : {0.0f, 3.5f, -100.0f}) {
+      std::vector<float> ref(n), ref_u = u;
+      kernels::scalar_table().exp_shift(x.data(), shift, ref.data(), n);
+      kernels::scalar_table().silu_mul(x.data(), ref_u.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(bits(ref[i]), bits(kernels::exp_canonical(x[i] - shift)));
+        ASSERT_EQ(bits(ref_u[i]), bits(x[i] / (1.0f + kernels::exp_canonical(-x[i])) * u[i]));
+      }
+      for (const KernelTable* kt : simd_tables()) {
+        std::vector<float> y(n, -5.0f), yu = u;
+        kt->exp_shift(x.data(), shift, y.data(), n);
+        kt->silu_mul(x.data(), yu.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " exp(" << x[i] << " - " << shift << ") n=" << n;
+          ASSERT_EQ(bits(yu[i]), bits(ref_u[i])) << kt->name << " silu(" << x[i] << ") n=" << n;
+        }
+        std::vector<float> inplace = x;  // softmax calls it in place
+        kt->exp_shift(inplace.data(), shift, inplace.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(inplace[i]), bits(ref[i]));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bitnet

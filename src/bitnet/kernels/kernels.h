@@ -91,6 +91,12 @@ struct KernelTable {
                       int64_t hd, float* out, int64_t ldo);
   void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw,
                    int64_t nq, int64_t hd, float* out);
+
+  // With exp = exp_canonical (below), element by element:
+  //   exp_shift: y[i] = exp(x[i] - shift)                  (softmax)
+  //   silu_mul:  u[i] = g[i] / (1 + exp(-g[i])) * u[i]     (SiLU-gated feed-forward)
+  void (*exp_shift)(const float* x, float shift, float* y, int64_t n);
+  void (*silu_mul)(const float* g, float* u, int64_t n);
 };
 
 // gemm_f16, attn_scores and attn_mix written with a table's dot and axpy (tables without their own).
@@ -144,6 +150,16 @@ float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum = nullp
 // x[k0, K) with their sum.
 float quantize_scale(float prefix_amax, const float* x, int64_t k0, int64_t K);
 int32_t quantize_tail(const float* x, int64_t k0, int64_t K, float s, int8_t* q);
+
+// exp(x) in float as every table computes it (so softmax and SiLU give the same bits on every CPU): Cephes'
+// expf method. n = round_half_even(x * log2(e)); r = fma(n, -0.693359375, x); r = fma(n, 2.12194440e-4, r);
+// p = degree-5 polynomial in r by fma (Horner); y = fma(p, r*r, r) + 1; result y * 2^(n/2) * 2^(n - n/2)
+// (n/2 truncated; both multiplies exact). x >= 88.7228394 gives +inf, x < -87.3365479 gives 0 (std::exp's
+// subnormal results are flushed), NaN gives NaN. Within 2 ulp of the true exp elsewhere.
+float exp_canonical(float x);
+// The scalar table's exp_shift and silu_mul, for SIMD tables' tails (and tables without their own).
+void exp_shift_scalar(const float* x, float shift, float* y, int64_t n);
+void silu_mul_scalar(const float* g, float* u, int64_t n);
 
 // Ternary GEMM with one scale per 256-element block (TQ tensors whose block scales differ), natural
 // activation order: y[t][m] = (sum_b float(dot_b) * block_scales[m*K/256 + b]) / act_scales[t].

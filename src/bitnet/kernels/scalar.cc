@@ -139,11 +139,40 @@ void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride
     }
 }
 
+float exp_canonical(float x) {
+  if (x != x) return x;
+  if (x >= 88.72283935546875f) return INFINITY;
+  if (x < -87.33654785156250f) return 0.0f;
+  const float n = std::nearbyint(x * 1.44269504088896341f);  // default rounding: to nearest, ties to even
+  float r = std::fma(n, -0.693359375f, x);
+  r = std::fma(n, 2.12194440e-4f, r);
+  float p = std::fma(1.9875691500e-4f, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  const float y = std::fma(p, r * r, r) + 1.0f;
+  const int32_t k = static_cast<int32_t>(n), k1 = k / 2, k2 = k - k1;  // |k1|, |k2| <= 64
+  float s1, s2;
+  const uint32_t b1 = static_cast<uint32_t>(k1 + 127) << 23, b2 = static_cast<uint32_t>(k2 + 127) << 23;
+  std::memcpy(&s1, &b1, 4);
+  std::memcpy(&s2, &b2, 4);
+  return y * s1 * s2;
+}
+
+void exp_shift_scalar(const float* x, float shift, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_canonical(x[i] - shift);
+}
+
+void silu_mul_scalar(const float* g, float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) u[i] = g[i] / (1.0f + exp_canonical(-g[i])) * u[i];
+}
+
 const KernelTable& scalar_table() {
   static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, scalar_sum_squares, scalar_quantize_i8,
                              scalar_dot_f32, scalar_dot_f16, FromDots<scalar_table_ptr>::gemm_f16, scalar_axpy_f32, scalar_axpy_f16,
                              scalar_read_sum, FromDots<scalar_table_ptr>::attn_scores,
-                             FromDots<scalar_table_ptr>::attn_mix};
+                             FromDots<scalar_table_ptr>::attn_mix, exp_shift_scalar, silu_mul_scalar};
   return t;
 }
 

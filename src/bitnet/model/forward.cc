@@ -214,7 +214,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
         break;
       case Activation::Silu:
       default:
-        for (int64_t i = 0; i < n; ++i) u[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        kernels::active().silu_mul(g, u, n);  // g / (1 + exp(-g)) * u
         break;
     }
   });
@@ -265,7 +265,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   Timed timed(profile_ ? &profile_->attention_ms : nullptr);
   // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v. One task is a
   // token and a KV head: the kernels read that head's K and V rows once for all its query heads. Dots and
-  // sums use the kernel table's canonical order, exp is scalar.
+  // sums use the kernel table's canonical order, and exp is exp_canonical.
   const kernels::KernelTable& kt = kernels::active();
   const bool f16 = cache_.type() == KvType::F16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -287,17 +287,12 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     return std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
   };
   auto normalize = [&](float* s, int32_t n, float mx) {
+    kt.exp_shift(s, mx, s, n);
     double s4[4] = {0, 0, 0, 0};
     int32_t j = 0;
     for (; j + 4 <= n; j += 4)
-      for (int u = 0; u < 4; ++u) {
-        s[j + u] = std::exp(s[j + u] - mx);
-        s4[u] += s[j + u];
-      }
-    for (; j < n; ++j) {
-      s[j] = std::exp(s[j] - mx);
-      s4[0] += s[j];
-    }
+      for (int u = 0; u < 4; ++u) s4[u] += s[j + u];
+    for (; j < n; ++j) s4[0] += s[j];
     const double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     const float inv = static_cast<float>(1.0 / sum);
     for (j = 0; j < n; ++j) s[j] *= inv;
