@@ -163,13 +163,54 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
   return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
 
+// exp_canonical (kernels.h) on 4 lanes: the same operations in the same order (vfmaq_f32(a, b, c) = a + b*c,
+// fused, as std::fma(b, c, a)).
+inline float32x4_t exp4(float32x4_t x) {
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));  // ties to even
+  float32x4_t r = vfmaq_f32(x, n, vdupq_n_f32(-0.693359375f));
+  r = vfmaq_f32(r, n, vdupq_n_f32(2.12194440e-4f));
+  float32x4_t p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
+  // Outside [-87.34, 88.72] (and for NaN) n may not fit the exponent field: the lanes are replaced below.
+  const int32x4_t k = vcvtq_s32_f32(n);  // exact: n is an integer
+  const int32x4_t k1 = vshrq_n_s32(vaddq_s32(k, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(k), 31))), 1);
+  const int32x4_t k2 = vsubq_s32(k, k1);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k1, vdupq_n_s32(127)), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k2, vdupq_n_s32(127)), 23));
+  float32x4_t e = vmulq_f32(vmulq_f32(y, s1), s2);
+  e = vbslq_f32(vcltq_f32(x, vdupq_n_f32(-87.33654785156250f)), vdupq_n_f32(0.0f), e);
+  e = vbslq_f32(vcgeq_f32(x, vdupq_n_f32(88.72283935546875f)), vdupq_n_f32(__builtin_inff()), e);
+  return vbslq_f32(vceqq_f32(x, x), e, x);  // NaN lanes: x
+}
+
+void exp_shift(const float* x, float shift, float* y, int64_t n) {
+  const float32x4_t s = vdupq_n_f32(shift);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, exp4(vsubq_f32(vld1q_f32(x + i), s)));
+  exp_shift_scalar(x + i, shift, y + i, n - i);
+}
+
+void silu_mul(const float* g, float* u, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t gv = vld1q_f32(g + i);
+    const float32x4_t e = exp4(vnegq_f32(gv));
+    vst1q_f32(u + i, vmulq_f32(vdivq_f32(gv, vaddq_f32(vdupq_n_f32(1.0f), e)), vld1q_f32(u + i)));
+  }
+  silu_mul_scalar(g + i, u + i, n - i);
+}
+
 }  // namespace
 
 const KernelTable* neon_table() {
   static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_i8,
                              dot_f32,  dot_f16,            FromDots<neon_table>::gemm_f16,
                              axpy_f32, axpy_f16,           read_sum,     FromDots<neon_table>::attn_scores,
-                             FromDots<neon_table>::attn_mix, exp_shift_scalar, silu_mul_scalar};
+                             FromDots<neon_table>::attn_mix, exp_shift,    silu_mul};
   return &t;
 }
 
