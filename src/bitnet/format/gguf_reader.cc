@@ -126,9 +126,7 @@ GgufArray read_array(Cursor& c, const std::string& file, const std::string& key,
 
 }  // namespace
 
-void GgufFile::release(const GgufTensorInfo& t) const {
-  if (map_) map_->release(t.data, t.nbytes);
-}
+void GgufFile::release(const GgufTensorInfo& t) const { release(t, 0, t.nbytes); }
 
 void GgufFile::release(const GgufTensorInfo& t, uint64_t offset, uint64_t n) const {
   if (map_ && offset < t.nbytes) map_->release(t.data + offset, std::min(n, t.nbytes - offset));

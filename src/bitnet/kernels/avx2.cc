@@ -213,21 +213,17 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
   return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
 
-}  // namespace
-
-namespace {
-
 // exp_canonical (kernels.h) on 8 lanes: the same operations in the same order.
 inline __m256 exp8(__m256 x) {
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(ExpConst::kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
-  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(ExpConst::kNegLn2Hi), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(ExpConst::kNegLn2Lo), r);
+  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(ExpConst::kP0), r, _mm256_set1_ps(ExpConst::kP1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpConst::kP2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpConst::kP3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpConst::kP4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpConst::kP5));
   const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
   // Outside [-87.34, 88.72] (and for NaN) n may not fit the exponent field: the lanes are replaced below.
   const __m256i k = _mm256_cvtps_epi32(n);  // exact: n is an integer
@@ -236,8 +232,8 @@ inline __m256 exp8(__m256 x) {
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23));
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, _mm256_set1_epi32(127)), 23));
   __m256 e = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
-  e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654785156250f), _CMP_LT_OQ));
-  e = _mm256_blendv_ps(e, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, _mm256_set1_ps(88.72283935546875f), _CMP_GE_OQ));
+  e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(ExpConst::kUnderflow), _CMP_LT_OQ));
+  e = _mm256_blendv_ps(e, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, _mm256_set1_ps(ExpConst::kOverflow), _CMP_GE_OQ));
   return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 

@@ -425,21 +425,17 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
   }
 }
 
-}  // namespace
-
-namespace {
-
 // exp_canonical (kernels.h) on 16 lanes: the same operations in the same order.
 inline __m512 exp16(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(ExpConst::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(ExpConst::kNegLn2Hi), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(ExpConst::kNegLn2Lo), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(ExpConst::kP0), r, _mm512_set1_ps(ExpConst::kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpConst::kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpConst::kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpConst::kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpConst::kP5));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
   // Outside [-87.34, 88.72] (and for NaN) n may not fit the exponent field: the lanes are replaced below.
   const __m512i k = _mm512_cvtps_epi32(n);  // exact: n is an integer
@@ -448,8 +444,8 @@ inline __m512 exp16(__m512 x) {
   const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, _mm512_set1_epi32(127)), 23));
   const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, _mm512_set1_epi32(127)), 23));
   __m512 e = _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
-  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654785156250f), _CMP_LT_OQ), _mm512_setzero_ps());
-  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72283935546875f), _CMP_GE_OQ),
+  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(ExpConst::kUnderflow), _CMP_LT_OQ), _mm512_setzero_ps());
+  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(ExpConst::kOverflow), _CMP_GE_OQ),
                          _mm512_set1_ps(__builtin_inff()));
   return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }

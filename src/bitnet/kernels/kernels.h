@@ -157,6 +157,15 @@ int32_t quantize_tail(const float* x, int64_t k0, int64_t K, float s, int8_t* q)
 // (n/2 truncated; both multiplies exact). x >= 88.7228394 gives +inf, x < -87.3365479 gives 0 (std::exp's
 // subnormal results are flushed), NaN gives NaN. Within 2 ulp of the true exp elsewhere.
 float exp_canonical(float x);
+// Its constants, shared by every table's version.
+struct ExpConst {
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static constexpr float kNegLn2Hi = -0.693359375f, kNegLn2Lo = 2.12194440e-4f;  // -ln 2 in two parts
+  static constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
+                         kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+  static constexpr float kOverflow = 88.72283935546875f;    // x >= this: +inf
+  static constexpr float kUnderflow = -87.33654785156250f;  // x < this: 0
+};
 // The scalar table's exp_shift and silu_mul, for SIMD tables' tails (and tables without their own).
 void exp_shift_scalar(const float* x, float shift, float* y, int64_t n);
 void silu_mul_scalar(const float* g, float* u, int64_t n);

@@ -166,14 +166,14 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
 // exp_canonical (kernels.h) on 4 lanes: the same operations in the same order (vfmaq_f32(a, b, c) = a + b*c,
 // fused, as std::fma(b, c, a)).
 inline float32x4_t exp4(float32x4_t x) {
-  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));  // ties to even
-  float32x4_t r = vfmaq_f32(x, n, vdupq_n_f32(-0.693359375f));
-  r = vfmaq_f32(r, n, vdupq_n_f32(2.12194440e-4f));
-  float32x4_t p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r);
-  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(ExpConst::kLog2e)));  // ties to even
+  float32x4_t r = vfmaq_f32(x, n, vdupq_n_f32(ExpConst::kNegLn2Hi));
+  r = vfmaq_f32(r, n, vdupq_n_f32(ExpConst::kNegLn2Lo));
+  float32x4_t p = vfmaq_f32(vdupq_n_f32(ExpConst::kP1), vdupq_n_f32(ExpConst::kP0), r);
+  p = vfmaq_f32(vdupq_n_f32(ExpConst::kP2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(ExpConst::kP3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(ExpConst::kP4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(ExpConst::kP5), p, r);
   const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
   // Outside [-87.34, 88.72] (and for NaN) n may not fit the exponent field: the lanes are replaced below.
   const int32x4_t k = vcvtq_s32_f32(n);  // exact: n is an integer
@@ -182,8 +182,8 @@ inline float32x4_t exp4(float32x4_t x) {
   const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k1, vdupq_n_s32(127)), 23));
   const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k2, vdupq_n_s32(127)), 23));
   float32x4_t e = vmulq_f32(vmulq_f32(y, s1), s2);
-  e = vbslq_f32(vcltq_f32(x, vdupq_n_f32(-87.33654785156250f)), vdupq_n_f32(0.0f), e);
-  e = vbslq_f32(vcgeq_f32(x, vdupq_n_f32(88.72283935546875f)), vdupq_n_f32(__builtin_inff()), e);
+  e = vbslq_f32(vcltq_f32(x, vdupq_n_f32(ExpConst::kUnderflow)), vdupq_n_f32(0.0f), e);
+  e = vbslq_f32(vcgeq_f32(x, vdupq_n_f32(ExpConst::kOverflow)), vdupq_n_f32(__builtin_inff()), e);
   return vbslq_f32(vceqq_f32(x, x), e, x);  // NaN lanes: x
 }
 

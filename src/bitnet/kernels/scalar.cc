@@ -141,16 +141,16 @@ void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride
 
 float exp_canonical(float x) {
   if (x != x) return x;
-  if (x >= 88.72283935546875f) return INFINITY;
-  if (x < -87.33654785156250f) return 0.0f;
-  const float n = std::nearbyint(x * 1.44269504088896341f);  // default rounding: to nearest, ties to even
-  float r = std::fma(n, -0.693359375f, x);
-  r = std::fma(n, 2.12194440e-4f, r);
-  float p = std::fma(1.9875691500e-4f, r, 1.3981999507e-3f);
-  p = std::fma(p, r, 8.3334519073e-3f);
-  p = std::fma(p, r, 4.1665795894e-2f);
-  p = std::fma(p, r, 1.6666665459e-1f);
-  p = std::fma(p, r, 5.0000001201e-1f);
+  if (x >= ExpConst::kOverflow) return INFINITY;
+  if (x < ExpConst::kUnderflow) return 0.0f;
+  const float n = std::nearbyint(x * ExpConst::kLog2e);  // default rounding: to nearest, ties to even
+  float r = std::fma(n, ExpConst::kNegLn2Hi, x);
+  r = std::fma(n, ExpConst::kNegLn2Lo, r);
+  float p = std::fma(ExpConst::kP0, r, ExpConst::kP1);
+  p = std::fma(p, r, ExpConst::kP2);
+  p = std::fma(p, r, ExpConst::kP3);
+  p = std::fma(p, r, ExpConst::kP4);
+  p = std::fma(p, r, ExpConst::kP5);
   const float y = std::fma(p, r * r, r) + 1.0f;
   const int32_t k = static_cast<int32_t>(n), k1 = k / 2, k2 = k - k1;  // |k1|, |k2| <= 64
   float s1, s2;

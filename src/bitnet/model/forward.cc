@@ -270,7 +270,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   const bool f16 = cache_.type() == KvType::F16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t ld = cache_.n_ctx();
-  auto softmax = [&](float* s, int32_t n) {
+  auto scale_and_max = [&](float* s, int32_t n) {
     // Four partial maxima and sums (in a fixed order) keep the loops off one dependency chain; max is
     // exact in any order, and the sum is in double.
     float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
@@ -297,26 +297,26 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const float inv = static_cast<float>(1.0 / sum);
     for (j = 0; j < n; ++j) s[j] *= inv;
   };
-  // A task: token t, KV head g, and its query heads [h0, h1), adjacent in q_ and att_.
-  auto task = [&](int32_t t, int g, int h0, int h1, int thread) {
+  // A task: token t and KV head g with its query heads g*group .. (g+1)*group - 1, adjacent in q_ and att_.
+  auto task = [&](int32_t t, int g, int thread) {
     const int32_t seq = batch[t].seq, n = batch[t].pos + 1;
-    const int nq = h1 - h0;
-    float* s = &scores_[size_t(thread) * group * ld];  // [nq][n_ctx]
+    const int h0 = g * group;
+    float* s = &scores_[size_t(thread) * group * ld];  // [group][n_ctx]
     const int64_t stride = cache_.row_bytes();
-    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n, &q_[t * qd + h0 * hd], nq, hd, s, ld);
-    for (int i = 0; i < nq; ++i) {
+    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n, &q_[t * qd + h0 * hd], group, hd, s, ld);
+    for (int i = 0; i < group; ++i) {
       float* si = s + i * ld;
-      const float mx = softmax(si, n);
+      const float mx = scale_and_max(si, n);
       if (trace_) trace_->on_tensor("kq", l, t, si, n);  // one call per head, heads in order
       normalize(si, n, mx);
       if (trace_) trace_->on_tensor("kq_soft_max", l, t, si, n);
     }
-    kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s, ld, nq, hd, &att_[t * qd + h0 * hd]);
+    kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s, ld, group, hd, &att_[t * qd + h0 * hd]);
   };
   const int n_kv = static_cast<int>(c_.n_kv_heads);
   if (trace_) {  // the trace sink sees rows in order, from one thread
     for (int32_t t = 0; t < T; ++t)
-      for (int g = 0; g < n_kv; ++g) task(t, g, g * group, (g + 1) * group, 0);
+      for (int g = 0; g < n_kv; ++g) task(t, g, 0);
   } else {
     // Last tokens first: in a prompt they attend to the most positions, so handing them out first leaves
     // the cheap tasks to even out the threads' finishing times. (Splitting a KV head's query heads over
@@ -326,8 +326,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
       for (int64_t k = b; k < e; ++k) {
         const int64_t i = tasks - 1 - k;
-        const int g = static_cast<int>(i % n_kv);
-        task(static_cast<int32_t>(i / n_kv), g, g * group, (g + 1) * group, thread);
+        task(static_cast<int32_t>(i / n_kv), static_cast<int>(i % n_kv), thread);
       }
     });
   }
