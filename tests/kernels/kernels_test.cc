@@ -77,6 +77,35 @@ TEST(Kernels, TernaryGemmBitExact) {
   }
 }
 
+// Rows long enough that a kernel's int32 partial sums would overflow if it scaled or grouped them
+// carelessly, with the largest codes (invalid 3 = +2) and activations at the int8 ends.
+TEST(Kernels, TernaryGemmExtremeLongRows) {
+  std::mt19937 rng(21);
+  const int64_t M = 17, K = 360448;  // 22528 steps of 16: 4^3 * 3 * 128 * 4 * 22528 > 2^31
+  for (int fill : {0, 1, 2}) {
+    std::vector<uint8_t> codes(M * K / 4);
+    for (auto& b : codes) b = fill == 2 ? static_cast<uint8_t>(rng()) : 0xFF;
+    for (int64_t T : {1, 2, 9}) {
+      std::vector<int8_t> q(T * K);
+      for (auto& v : q) v = fill == 0 ? int8_t{-128} : fill == 1 ? int8_t{127} : static_cast<int8_t>(rng());
+      std::vector<int32_t> sum(T, 0);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t k = 0; k < K; ++k) sum[t] += q[t * K + k];
+      const std::vector<float> s(T, 1.0f);
+      std::vector<float> ref(T * M);
+      kernels::scalar_table().ternary_gemm(codes.data(), K, 0, M, q.data(), sum.data(), s.data(), T, 1.0f, ref.data(), M);
+      for (const KernelTable* kt : simd_tables()) {
+        std::vector<uint8_t> packed(kernels::ternary_layout_bytes(kt->layout, M, K));
+        kernels::pack_ternary(kt->layout, codes.data(), M, K, 0, M, packed.data());
+        std::vector<float> y(T * M);
+        kt->ternary_gemm(packed.data(), K, 0, M, q.data(), sum.data(), s.data(), T, 1.0f, y.data(), M);
+        for (int64_t i = 0; i < T * M; ++i)
+          ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " fill " << fill << " T=" << T << " i=" << i;
+      }
+    }
+  }
+}
+
 // The panel layouts, checked against their definition in kernels.h element by element.
 TEST(Kernels, PanelLayoutsMatchTheirDefinition) {
   std::mt19937 rng(9);

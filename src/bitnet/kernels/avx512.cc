@@ -55,34 +55,48 @@ inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, _
 }
 
 // One token against one panel: two steps per iteration into eight named accumulators. (Written out: with
-// the accumulators in an array, as in panel_dot, GCC keeps them in memory and decoding runs at half speed;
-// this form streams at the memory bandwidth of one core.)
+// the accumulators in an array, as in panel_dot, GCC keeps them in memory and decoding runs at half speed.)
+// The codes are not shifted down: tile j is masked in place (bits 2j of each byte), so it holds 4^j * code
+// and its accumulators hold 4^j times its dot, divided back exactly (an arithmetic shift of a multiple of
+// 4^j) every kGemvChunk steps, before |4^3 * 3 * 128 * 4 * chunk| could reach 2^31. That is 4 operations
+// per step beside the 4 vpdpbusd instead of 7, which lets one core keep up with its memory stream
+// (standalone, 442 MB of weights, 1 thread: 5-8 % faster, at the speed of a plain read loop).
+constexpr int64_t kGemvChunk = 2048;
+
 inline __m512i gemv_panel(const uint8_t* w, int64_t steps, const int8_t* q) {
-  const __m512i mask = _mm512_set1_epi8(3);
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  int64_t s = 0;
-  for (; s + 2 <= steps; s += 2) {
-    const __m512i p = _mm512_loadu_si512(w + 64 * s), r = _mm512_loadu_si512(w + 64 * s + 64);
-    const int8_t* x = q + 16 * s;
-    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, mask), broadcast4(x));
-    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(p, 2), mask), broadcast4(x + 4));
-    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(p, 4), mask), broadcast4(x + 8));
-    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(p, 6), mask), broadcast4(x + 12));
-    a4 = _mm512_dpbusd_epi32(a4, _mm512_and_si512(r, mask), broadcast4(x + 16));
-    a5 = _mm512_dpbusd_epi32(a5, _mm512_and_si512(_mm512_srli_epi16(r, 2), mask), broadcast4(x + 20));
-    a6 = _mm512_dpbusd_epi32(a6, _mm512_and_si512(_mm512_srli_epi16(r, 4), mask), broadcast4(x + 24));
-    a7 = _mm512_dpbusd_epi32(a7, _mm512_and_si512(_mm512_srli_epi16(r, 6), mask), broadcast4(x + 28));
+  const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C), m2 = _mm512_set1_epi8(0x30),
+                m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
+  __m512i total = _mm512_setzero_si512();
+  for (int64_t c0 = 0; c0 < steps; c0 += kGemvChunk) {
+    const int64_t c1 = c0 + kGemvChunk < steps ? c0 + kGemvChunk : steps;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    int64_t s = c0;
+    for (; s + 2 <= c1; s += 2) {
+      const __m512i p = _mm512_loadu_si512(w + 64 * s), r = _mm512_loadu_si512(w + 64 * s + 64);
+      const int8_t* x = q + 16 * s;
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, m0), broadcast4(x));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(p, m1), broadcast4(x + 4));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(p, m2), broadcast4(x + 8));
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(p, m3), broadcast4(x + 12));
+      a4 = _mm512_dpbusd_epi32(a4, _mm512_and_si512(r, m0), broadcast4(x + 16));
+      a5 = _mm512_dpbusd_epi32(a5, _mm512_and_si512(r, m1), broadcast4(x + 20));
+      a6 = _mm512_dpbusd_epi32(a6, _mm512_and_si512(r, m2), broadcast4(x + 24));
+      a7 = _mm512_dpbusd_epi32(a7, _mm512_and_si512(r, m3), broadcast4(x + 28));
+    }
+    if (s < c1) {
+      const __m512i p = _mm512_loadu_si512(w + 64 * s);
+      const int8_t* x = q + 16 * s;
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, m0), broadcast4(x));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(p, m1), broadcast4(x + 4));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(p, m2), broadcast4(x + 8));
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(p, m3), broadcast4(x + 12));
+    }
+    const __m512i lo = _mm512_add_epi32(_mm512_add_epi32(a0, a4), _mm512_srai_epi32(_mm512_add_epi32(a1, a5), 2));
+    const __m512i hi = _mm512_add_epi32(_mm512_srai_epi32(_mm512_add_epi32(a2, a6), 4),
+                                        _mm512_srai_epi32(_mm512_add_epi32(a3, a7), 6));
+    total = _mm512_add_epi32(total, _mm512_add_epi32(lo, hi));
   }
-  if (s < steps) {
-    const __m512i p = _mm512_loadu_si512(w + 64 * s);
-    const int8_t* x = q + 16 * s;
-    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, mask), broadcast4(x));
-    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(p, 2), mask), broadcast4(x + 4));
-    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(p, 4), mask), broadcast4(x + 8));
-    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(p, 6), mask), broadcast4(x + 12));
-  }
-  return _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                          _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  return total;
 }
 
 void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const int32_t* act_sums,
