@@ -29,6 +29,16 @@ bool cpu_has_avx2() {
 #endif
 }
 
+// AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4 (VEX-encoded vpdpbusd on 128/256-bit registers).
+bool cpu_has_avxvnni() {
+#if defined(__x86_64__)
+  unsigned eax, ebx, ecx, edx;
+  return cpu_has_avx2() && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx512() {
 #if defined(__x86_64__)
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -60,9 +70,12 @@ const KernelTable& choose() {
 
 }  // namespace
 
+// In order of preference, the best last (the default).
 std::vector<const KernelTable*> supported_tables() {
   std::vector<const KernelTable*> out{&scalar_table()};
   if (cpu_has_avx2() && avx2_table()) out.push_back(avx2_table());
+  if (cpu_has_avxvnni() && avxvnni_table()) out.push_back(avxvnni_table());
+  if (cpu_has_avx512() && vnni256_table()) out.push_back(vnni256_table());
   if (cpu_has_avx512() && avx512_table()) out.push_back(avx512_table());
   if (cpu_has_neon_dotprod() && neon_table()) out.push_back(neon_table());
   return out;

@@ -1,5 +1,5 @@
 // CPU kernels, one table per instruction set, chosen once at startup from CPUID (BITNET_ISA=scalar|
-// avx2|avx512 forces one). scalar.cc is the specification: every other table is bit-exact with it.
+// avx2|avxvnni|vnni256|avx512|neon forces one). scalar.cc is the specification: every other table is bit-exact with it.
 //
 //  - Ternary x int8 products are exact integers in every table.
 //  - Float dot products have one canonical order: element i accumulates into lane i % 64 with a fused
@@ -44,7 +44,7 @@ void pack_ternary(TernaryLayout layout, const uint8_t* i2s, int64_t M, int64_t K
 bool ternary_layout_fits(TernaryLayout layout, int64_t K);
 
 struct KernelTable {
-  const char* name;  // "scalar", "avx2", "avx512"
+  const char* name;  // "scalar", "avx2", "avxvnni", "vnni256", "avx512", "neon"
 
   // The layout ternary_gemm reads (weights are packed into it once, at load time).
   TernaryLayout layout;
@@ -134,7 +134,9 @@ std::vector<const KernelTable*> supported_tables();
 const KernelTable* table_by_name(const std::string& name);
 
 const KernelTable& scalar_table();
-const KernelTable* avx2_table();    // nullptr when not compiled in
+const KernelTable* avx2_table();     // nullptr when not compiled in
+const KernelTable* avxvnni_table();  // AVX2 + 256-bit VNNI, VEX form (AVX-VNNI CPUs)
+const KernelTable* vnni256_table();  // the same kernels in EVEX form (AVX-512 VNNI + VL CPUs)
 const KernelTable* avx512_table();
 const KernelTable* neon_table();    // aarch64 with the dot-product extension
 
