@@ -213,6 +213,175 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
   return s + scalar_table().read_sum(p + i, n - i);  // the words after the last full step
 }
 
+// ---- Attention (kernels.h): each K/V row read once for all the queries of its KV head ----
+//
+// Scores: head sizes 64 and 128 have their own code, others go through dot (FromDots). Mix: any head size
+// that is a multiple of 16, others through axpy.
+
+// Steps 32, 16 and 8 of the canonical tree for the dots of one row with NQ queries (q + g*HD), HD = 64 or
+// 128: lane l of register r (elements 8r + l, then 64 + 8r + l) accumulated by fma from 0, the registers
+// paired as the tree pairs them, ((r0 + r4) + (r2 + r6)) + ((r1 + r5) + (r3 + r7)). Registers are summed
+// as soon as both exist, so each query holds at most four; the row is loaded (and converted) once for all.
+template <bool F16, int HD, int NQ>
+inline void dots_lanes8(const uint8_t* row, const float* q, __m256 v[NQ]) {
+  static_assert(HD == 64 || HD == 128);
+  const auto load = [row](int i) {
+    return F16 ? load_f16(reinterpret_cast<const uint16_t*>(row) + i) : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  };
+  const auto lanes = [&](int r, __m256 c[NQ]) {  // register r of every query
+    const __m256 x = load(8 * r);
+    for (int g = 0; g < NQ; ++g) c[g] = _mm256_fmadd_ps(x, _mm256_loadu_ps(q + g * HD + 8 * r), _mm256_setzero_ps());
+    if constexpr (HD == 128) {
+      const __m256 y = load(64 + 8 * r);
+      for (int g = 0; g < NQ; ++g) c[g] = _mm256_fmadd_ps(y, _mm256_loadu_ps(q + g * HD + 64 + 8 * r), c[g]);
+    }
+  };
+  __m256 a[NQ], b[NQ], t[NQ];
+  lanes(0, a); lanes(4, t);
+  for (int g = 0; g < NQ; ++g) a[g] = _mm256_add_ps(a[g], t[g]);  // r0 + r4
+  lanes(2, b); lanes(6, t);
+  for (int g = 0; g < NQ; ++g) a[g] = _mm256_add_ps(a[g], _mm256_add_ps(b[g], t[g]));  // + (r2 + r6)
+  lanes(1, b); lanes(5, t);
+  for (int g = 0; g < NQ; ++g) b[g] = _mm256_add_ps(b[g], t[g]);  // r1 + r5
+  lanes(3, v); lanes(7, t);
+  for (int g = 0; g < NQ; ++g) v[g] = _mm256_add_ps(a[g], _mm256_add_ps(b[g], _mm256_add_ps(v[g], t[g])));
+}
+
+// Steps 4, 2, 1 of the tree for one vector of 8 lanes (as tree8).
+inline float tree_last(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+  return _mm_cvtss_f32(x);
+}
+
+// Steps 4, 2, 1 for eight vectors at once (v[r]: row r's 8 lanes), by shuffles that keep the tree's
+// pairing (lane l with l + 4, then l + 2, then l + 1). Returns the 8 sums in row order.
+inline __m256 tree_last8(const __m256 v[8]) {
+  __m256 t[4], u[2];
+  for (int i = 0; i < 4; ++i)  // step 4: [row 2i's 4 sums | row 2i+1's]
+    t[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+  for (int i = 0; i < 2; ++i)  // step 2: halves [row 4i: 2 | row 4i+2: 2], [row 4i+1: 2 | row 4i+3: 2]
+    u[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44), _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+  // step 1: low half rows 0, 2, 4, 6; high half rows 1, 3, 5, 7
+  const __m256 d = _mm256_add_ps(_mm256_shuffle_ps(u[0], u[1], 0x88), _mm256_shuffle_ps(u[0], u[1], 0xDD));
+  return _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// The step-8 vectors of rows [j, j + R) (R <= 8) with queries [g0, g0 + gn) into part[g][r], two queries
+// per pass over a row (more would not fit the 16 registers).
+template <bool F16, int HD>
+inline void score_block(const uint8_t* rows, int64_t stride, int64_t j, int R, const float* q, int64_t gn,
+                        __m256 part[][8]) {
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* row = rows + (j + r) * stride;
+    int64_t g = 0;
+    for (; g + 2 <= gn; g += 2) {
+      __m256 v[2];
+      dots_lanes8<F16, HD, 2>(row, q + g * HD, v);
+      part[g][r] = v[0];
+      part[g + 1][r] = v[1];
+    }
+    if (g < gn) dots_lanes8<F16, HD, 1>(row, q + g * HD, &part[g][r]);
+  }
+}
+
+constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA groups are usually 1-8 heads)
+
+template <bool F16, int HD>
+void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* q, int64_t nq, float* out,
+                       int64_t ldo) {
+  __m256 part[kMaxQueries][8];
+  for (int64_t g0 = 0; g0 < nq; g0 += kMaxQueries) {
+    const int64_t gn = nq - g0 < kMaxQueries ? nq - g0 : kMaxQueries;
+    const float* qs = q + g0 * HD;
+    float* os = out + g0 * ldo;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      score_block<F16, HD>(rows, stride, j, 8, qs, gn, part);
+      for (int64_t g = 0; g < gn; ++g) _mm256_storeu_ps(os + g * ldo + j, tree_last8(part[g]));
+    }
+    if (j < n) {
+      score_block<F16, HD>(rows, stride, j, static_cast<int>(n - j), qs, gn, part);
+      for (int64_t g = 0; g < gn; ++g)
+        for (int64_t r = 0; j + r < n; ++r) os[g * ldo + j + r] = tree_last(part[g][r]);
+    }
+  }
+}
+
+void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
+                 float* out, int64_t ldo) {
+  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, nq, out, ldo)
+                            : attn_scores_fixed<false, 128>(rows, stride, n, q, nq, out, ldo);
+  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, nq, out, ldo)
+                           : attn_scores_fixed<false, 64>(rows, stride, n, q, nq, out, ldo);
+  FromDots<avx2_table>::attn_scores(rows, stride, f16, n, q, nq, hd, out, ldo);
+}
+
+// Two accumulator registers (16 output elements of one query), named: as an [NQ][2] array GCC stored
+// every accumulator to the stack on each row.
+struct Acc2 {
+  __m256 lo, hi;
+  void load(const float* p) { lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8); }
+  void fma(const float* w, __m256 a, __m256 b) {
+    const __m256 s = _mm256_broadcast_ss(w);
+    lo = _mm256_fmadd_ps(s, a, lo), hi = _mm256_fmadd_ps(s, b, hi);
+  }
+  void store(float* p) const { _mm256_storeu_ps(p, lo), _mm256_storeu_ps(p + 8, hi); }
+};
+
+// Up to four queries x 16 output elements [c, c + 16) over rows [j0, j1), added to out. Each output
+// element is a chain of fma over the rows in order, as axpy_f32 row after row. (Blocks of 16-64 rows kept
+// in L1, with the next block prefetched, measured no faster than whole passes over the rows.)
+template <bool F16, int NQ>
+inline void mix_block(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw,
+                      int64_t hd, int64_t c, float* out) {
+  static_assert(NQ >= 1 && NQ <= 4);
+  Acc2 x0, x1, x2, x3;
+  x0.load(out + c);
+  if constexpr (NQ > 1) x1.load(out + hd + c);
+  if constexpr (NQ > 2) x2.load(out + 2 * hd + c);
+  if constexpr (NQ > 3) x3.load(out + 3 * hd + c);
+  for (int64_t j = j0; j < j1; ++j) {
+    const uint8_t* row = rows + j * stride;
+    const __m256 a = F16 ? load_f16(reinterpret_cast<const uint16_t*>(row) + c) : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
+    const __m256 b = F16 ? load_f16(reinterpret_cast<const uint16_t*>(row) + c + 8)
+                         : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c + 8);
+    x0.fma(w + j, a, b);
+    if constexpr (NQ > 1) x1.fma(w + ldw + j, a, b);
+    if constexpr (NQ > 2) x2.fma(w + 2 * ldw + j, a, b);
+    if constexpr (NQ > 3) x3.fma(w + 3 * ldw + j, a, b);
+  }
+  x0.store(out + c);
+  if constexpr (NQ > 1) x1.store(out + hd + c);
+  if constexpr (NQ > 2) x2.store(out + 2 * hd + c);
+  if constexpr (NQ > 3) x3.store(out + 3 * hd + c);
+}
+
+template <bool F16>
+void attn_mix_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t nq,
+                    int64_t hd, float* out) {
+  for (int64_t i = 0; i < nq * hd; ++i) out[i] = 0.0f;
+  for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (eight accumulators), then the rest
+    const float* wg = w + g * ldw;
+    float* og = out + g * hd;
+    for (int64_t c = 0; c < hd; c += 16) switch (nq - g) {
+        case 1: mix_block<F16, 1>(rows, stride, 0, n, wg, ldw, hd, c, og); break;
+        case 2: mix_block<F16, 2>(rows, stride, 0, n, wg, ldw, hd, c, og); break;
+        case 3: mix_block<F16, 3>(rows, stride, 0, n, wg, ldw, hd, c, og); break;
+        default: mix_block<F16, 4>(rows, stride, 0, n, wg, ldw, hd, c, og); break;
+      }
+  }
+}
+
+void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw, int64_t nq,
+              int64_t hd, float* out) {
+  if (hd % 16 == 0) return f16 ? attn_mix_fixed<true>(rows, stride, n, w, ldw, nq, hd, out)
+                               : attn_mix_fixed<false>(rows, stride, n, w, ldw, nq, hd, out);
+  FromDots<avx2_table>::attn_mix(rows, stride, f16, n, w, ldw, nq, hd, out);
+}
+
 // exp_canonical (kernels.h) on 8 lanes: the same operations in the same order.
 inline __m256 exp8(__m256 x) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(ExpConst::kLog2e)),
@@ -259,8 +428,8 @@ void silu_mul(const float* g, float* u, int64_t n) {
 const KernelTable* avx2_table() {
   static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8,
                              dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
-                             axpy_f32, axpy_f16,              read_sum,     FromDots<avx2_table>::attn_scores,
-                             FromDots<avx2_table>::attn_mix, exp_shift,    silu_mul};
+                             axpy_f32, axpy_f16,              read_sum,     attn_scores,
+                             attn_mix,     exp_shift,    silu_mul};
   return &t;
 }
 
