@@ -79,7 +79,7 @@ class Formats(Base):
             m = self.synth(f"isa_{t}.gguf", "--layers", "2", "--type", t, "--dim", "512", "--hidden-dim", "1536",
                            "--heads", "8", "--kv-heads", "2")
             base = self.eval(m, TOKENS, "-t", "1", "--kv-type", "f16")
-            for isa in ("scalar", "avx2", "avx512"):
+            for isa in ("scalar", "avx2", "avxvnni", "vnni256", "avx512"):
                 env = dict(os.environ, BITNET_ISA=isa)
                 out = self.path("isa.f32")
                 p = subprocess.run([BITNET, "eval", "-m", m, "--tokens", ",".join(map(str, TOKENS)), "--logits-out", out,
@@ -98,7 +98,7 @@ class Formats(Base):
         kl = (np.exp(la) * (la - lb)).sum(1)
         self.assertLess(kl.max(), 1e-3)
         self.assertGreaterEqual((a.argmax(1) == b.argmax(1)).mean(), 0.9)
-        for isa in ("scalar", "avx2"):
+        for isa in ("scalar", "avx2", "avxvnni", "vnni256"):
             env = dict(os.environ, BITNET_ISA=isa)
             out = self.path("q8isa.f32")
             p = subprocess.run([BITNET, "eval", "-m", m, "--tokens", ",".join(map(str, TOKENS)), "--logits-out", out,
