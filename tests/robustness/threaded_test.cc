@@ -3,10 +3,15 @@
 // exactly the logits of one (the kernels split rows, never a reduction).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "bitnet/base/thread_pool.h"
 #include "bitnet/engine/session.h"
+#include "bitnet/model/forward.h"
+#include "bitnet/model/kv_cache.h"
+#include "bitnet/model/model.h"
 #include "bitnet/model/synth.h"
 #include "test_util.h"
 
@@ -43,6 +48,67 @@ TEST(Threaded, ForwardPassIsRaceFreeAndMatchesOneThread) {
       EXPECT_EQ(logits_with(path, threads, 3), one) << type_traits(type).name << ", batch 3";
     }
   }
+}
+
+// Several sequences in one batch (how a server decodes): attention tiles group a prompt's tokens of one
+// sequence, so batches that interleave, group or split sequences must give each token the logits it gets
+// when its sequence runs alone, one token at a time.
+TEST(Threaded, SequencesInOneBatchMatchEachAlone) {
+  bitnet::testing::ScratchDir dir;
+  SynthOptions o;
+  o.dim = 256, o.hidden_dim = 512, o.n_layers = 2, o.n_heads = 8, o.n_kv_heads = 2, o.n_ctx = 64;
+  const std::string path = (dir / "s.gguf").string();
+  synth_model(o).write(path);
+  LoadOptions lo;
+  lo.tokenizer = false;
+  const auto model = Model::load(path, lo);
+  const int64_t V = model->config().vocab_size;
+  const std::vector<std::vector<int32_t>> seqs = {{1, 5, 9, 200, 17, 3, 42, 8, 11}, {7, 7, 300, 2, 90, 14}, {4}};
+
+  // Reference: each sequence alone, one token per batch, one thread.
+  std::vector<std::vector<float>> want(seqs.size());
+  {
+    ThreadPool pool(1);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      KvCache cache(model->config(), 32, KvType::F16);
+      Forward f(*model, cache, 1, pool);
+      for (size_t i = 0; i < seqs[s].size(); ++i) {
+        std::vector<float> l(V);
+        f.eval({{seqs[s][i], int32_t(i), 0, true}}, l.data());
+        want[s].insert(want[s].end(), l.begin(), l.end());
+      }
+    }
+  }
+  // Batches: round-robin interleaving (tiles of one token), grouped sequences (tiles of several), and a
+  // grouped prompt split mid-sequence across two batches.
+  enum class Order { Interleaved, Grouped, Split };
+  for (Order order : {Order::Interleaved, Order::Grouped, Order::Split})
+    for (int32_t threads : {1, 2, 3}) {
+      std::vector<BatchToken> all;
+      if (order == Order::Interleaved) {
+        for (size_t i = 0; i < 9; ++i)
+          for (size_t s = 0; s < seqs.size(); ++s)
+            if (i < seqs[s].size()) all.push_back({seqs[s][i], int32_t(i), int32_t(s), true});
+      } else {
+        for (size_t s = 0; s < seqs.size(); ++s)
+          for (size_t i = 0; i < seqs[s].size(); ++i) all.push_back({seqs[s][i], int32_t(i), int32_t(s), true});
+      }
+      std::vector<std::vector<BatchToken>> batches = {all};
+      if (order == Order::Split) batches = {{all.begin(), all.begin() + 6}, {all.begin() + 6, all.end()}};
+      ThreadPool pool(threads);
+      KvCache cache(model->config(), 32, KvType::F16, int32_t(seqs.size()));
+      Forward f(*model, cache, int32_t(all.size()), pool);
+      for (const auto& batch : batches) {
+        std::vector<float> got(batch.size() * V);
+        f.eval(batch, got.data());
+        for (size_t b = 0; b < batch.size(); ++b) {
+          const auto& t = batch[b];
+          const float* w = &want[t.seq][size_t(t.pos) * V];
+          ASSERT_TRUE(std::equal(w, w + V, &got[b * V]))
+              << "order " << int(order) << ", " << threads << " threads, seq " << t.seq << " pos " << t.pos;
+        }
+      }
+    }
 }
 
 }  // namespace

@@ -41,7 +41,9 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPo
   o_.resize(B * d);
   gate_.resize(B * ff);
   up_.resize(B * ff);
-  scores_.resize(size_t(pool.size()) * (c_.n_heads / c_.n_kv_heads) * cache.n_ctx());
+  const size_t group = c_.n_heads / c_.n_kv_heads;
+  scores_.resize(size_t(pool.size()) * kAttnTile * group * cache.n_ctx());
+  q_tile_.resize(size_t(pool.size()) * kAttnTile * group * c_.head_dim);
   rope_cos_.resize(B * c_.rope_dim / 2);
   rope_sin_.resize(B * c_.rope_dim / 2);
 }
@@ -297,36 +299,65 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     const float inv = static_cast<float>(1.0 / sum);
     for (j = 0; j < n; ++j) s[j] *= inv;
   };
-  // A task: token t and KV head g with its query heads g*group .. (g+1)*group - 1, adjacent in q_ and att_.
-  auto task = [&](int32_t t, int g, int thread) {
-    const int32_t seq = batch[t].seq, n = batch[t].pos + 1;
+  // A task: a tile of up to kAttnTile consecutive batch tokens of one sequence, and KV head g with its query
+  // heads g*group .. (g+1)*group - 1 (adjacent in q_ and att_). The tile's queries are scored in one pass
+  // over the K rows, up to the tile's longest context (each query then uses only its own positions), and
+  // its tokens' mixes run back to back: a long prompt reads each head's K and V rows from L2 once per tile
+  // instead of from memory once per token. Every score and output is the kernel's value for that query
+  // alone, so tiling changes no bit.
+  struct Tile {
+    int32_t t0, t1;  // batch tokens [t0, t1), all of one sequence
+  };
+  std::vector<Tile> tiles;
+  const int32_t tile_max = trace_ ? 1 : kAttnTile;  // the trace sink sees one token at a time
+  for (int32_t t = 0; t < T; ++t) {
+    if (tiles.empty() || tiles.back().t1 - tiles.back().t0 == tile_max || batch[tiles.back().t0].seq != batch[t].seq)
+      tiles.push_back({t, t});
+    tiles.back().t1 = t + 1;
+  }
+  auto task = [&](const Tile& tile, int g, int thread) {
+    const int32_t seq = batch[tile.t0].seq, nt = tile.t1 - tile.t0;
     const int h0 = g * group;
-    float* s = &scores_[size_t(thread) * group * ld];  // [group][n_ctx]
     const int64_t stride = cache_.row_bytes();
-    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n, &q_[t * qd + h0 * hd], group, hd, s, ld);
-    for (int i = 0; i < group; ++i) {
-      float* si = s + i * ld;
-      const float mx = scale_and_max(si, n);
-      if (trace_) trace_->on_tensor("kq", l, t, si, n);  // one call per head, heads in order
-      normalize(si, n, mx);
-      if (trace_) trace_->on_tensor("kq_soft_max", l, t, si, n);
+    float* s = &scores_[size_t(thread) * kAttnTile * group * ld];  // [nt * group][n_ctx]
+    const float* q = &q_[tile.t0 * qd + h0 * hd];
+    int32_t n_max = 0;
+    for (int32_t t = tile.t0; t < tile.t1; ++t) n_max = std::max(n_max, batch[t].pos + 1);
+    if (nt > 1) {  // gather the tile's queries: [token][head][hd]
+      float* qt = &q_tile_[size_t(thread) * kAttnTile * group * hd];
+      for (int32_t u = 0; u < nt; ++u)
+        std::copy_n(&q_[(tile.t0 + u) * qd + h0 * hd], group * hd, qt + int64_t(u) * group * hd);
+      q = qt;
     }
-    kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s, ld, group, hd, &att_[t * qd + h0 * hd]);
+    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld);
+    for (int32_t u = 0; u < nt; ++u) {
+      const int32_t t = tile.t0 + u, n = batch[t].pos + 1;
+      for (int i = 0; i < group; ++i) {
+        float* si = s + (int64_t(u) * group + i) * ld;
+        const float mx = scale_and_max(si, n);
+        if (trace_) trace_->on_tensor("kq", l, t, si, n);  // one call per head, heads in order
+        normalize(si, n, mx);
+        if (trace_) trace_->on_tensor("kq_soft_max", l, t, si, n);
+      }
+      kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s + int64_t(u) * group * ld, ld, group, hd,
+                  &att_[t * qd + h0 * hd]);
+    }
   };
   const int n_kv = static_cast<int>(c_.n_kv_heads);
+  const int64_t n_tiles = static_cast<int64_t>(tiles.size());
   if (trace_) {  // the trace sink sees rows in order, from one thread
-    for (int32_t t = 0; t < T; ++t)
-      for (int g = 0; g < n_kv; ++g) task(t, g, 0);
+    for (const Tile& tile : tiles)
+      for (int g = 0; g < n_kv; ++g) task(tile, g, 0);
   } else {
-    // Last tokens first: in a prompt they attend to the most positions, so handing them out first leaves
+    // Last tiles first: in a prompt they attend to the most positions, so handing them out first leaves
     // the cheap tasks to even out the threads' finishing times. (Splitting a KV head's query heads over
     // more tasks, so that one decoded token's 5 tasks even out on 2 threads, was slower: each part reads
     // the rows again.)
-    const int64_t tasks = int64_t(T) * n_kv;
+    const int64_t tasks = n_tiles * n_kv;
     pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
       for (int64_t k = b; k < e; ++k) {
         const int64_t i = tasks - 1 - k;
-        task(static_cast<int32_t>(i / n_kv), static_cast<int>(i % n_kv), thread);
+        task(tiles[i / n_kv], static_cast<int>(i % n_kv), thread);
       }
     });
   }

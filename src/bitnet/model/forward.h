@@ -67,7 +67,10 @@ class Forward {
 
   // Scratch, [max_batch][width] each; resident only as far as batches use it (ScratchVector).
   ScratchVector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_;
-  ScratchVector<float> scores_;  // [n_threads][query heads per KV head][n_ctx] attention weights
+  // Attention tiles: up to kAttnTile tokens of a prompt share one pass over a KV head's rows.
+  static constexpr int32_t kAttnTile = 4;
+  ScratchVector<float> scores_;  // [n_threads][kAttnTile][query heads per KV head][n_ctx] attention weights
+  ScratchVector<float> q_tile_;  // [n_threads][kAttnTile][query heads per KV head][head_dim] gathered queries
   ScratchVector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
 };
 
