@@ -1,6 +1,7 @@
-// bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-t N] [-r 5] [--json]
-// Prompt processing (pp: -p tokens from an empty cache in batches of -b) and generation (tg: -n tokens
-// one at a time, each with logits), like llama-bench: mean and standard deviation over -r repetitions.
+// bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-d 0] [-t N] [-r 5] [--json]
+// Prompt processing (pp: -p tokens after -d tokens of context, in batches of -b) and generation (tg: -n
+// tokens one at a time, each with logits), like llama-bench: mean and standard deviation over -r
+// repetitions after one warm-up, for every combination of the comma-separated -p/-n, -d and -t values.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -61,28 +62,49 @@ double read_bandwidth(int threads) {
   return n / best / 1e9;
 }
 
+// One test of the sweep: pp (n_prompt > 0) or tg (n_gen > 0) at one thread count and depth.
+struct Test {
+  int threads = 0;
+  int32_t n_prompt = 0, n_gen = 0, depth = 0;
+  Series series;
+  ForwardProfile profile;
+  double read_gb_s = 0;        // --roofline: bandwidth measured with these threads
+  uint64_t bytes_per_token = 0;  // tg: what one generated token reads
+
+  std::string label() const {  // "pp512 @ d2048, 2 threads"
+    return name() + ", " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
+  }
+  std::string name() const {
+    return (n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen)) +
+           (depth > 0 ? " @ d" + std::to_string(depth) : "");
+  }
+  double roofline_tok_s() const { return read_gb_s > 0 && bytes_per_token ? read_gb_s * 1e9 / double(bytes_per_token) : 0; }
+};
+
 }  // namespace
 
 Action register_bench(CLI::App& app) {
   struct Opts {
     ModelFlags model;
     std::string synth, type = "i2_s";
-    int32_t n_prompt = 512, n_gen = 128, reps = 5, depth = 0;
+    std::string n_prompt = "512", n_gen = "128", depth = "0", threads = "0";
+    int32_t reps = 5;
     bool json = false, profile = false, roofline = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file");
   app.add_option("--synth", o->synth, "Bench a generated model of this preset instead (2b-4t)");
   app.add_option("--type", o->type, "With --synth: linear weight type")->capture_default_str();
-  app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
-  app.add_option("-n,--n-gen", o->n_gen, "Generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  // Like llama-bench, the sizes, depths and thread counts take comma-separated lists: every combination is
+  // a test (-p 128,512 -t 1,2 gives four rows).
+  app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens, comma-separated list (0: no prompt test)")->capture_default_str();
+  app.add_option("-n,--n-gen", o->n_gen, "Generated tokens, comma-separated list (0: no generation test)")->capture_default_str();
   app.add_option("-d,--depth", o->depth,
-                 "Tokens already in the context when each test starts (like llama-bench's -d): tests attention "
-                 "over a long context")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
+                 "Tokens already in the context when each test starts (like llama-bench's -d), comma-separated list: "
+                 "tests attention over a long context")
+      ->capture_default_str();
   app.add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
-  app.add_option("-t,--threads", o->model.threads, "Threads (0: all cores)")->capture_default_str();
+  app.add_option("-t,--threads", o->threads, "Threads, comma-separated list (0: all cores)")->capture_default_str();
   app.add_option("-b,--batch-size", o->model.n_batch, "Prompt batch size")->capture_default_str();
   app.add_option("--kv-type", o->model.kv_type, "KV cache type")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   app.add_option("--lm-head", o->model.lm_head, "f16 | q8")->capture_default_str()->check(CLI::IsMember({"f16", "q8"}));
@@ -92,6 +114,16 @@ Action register_bench(CLI::App& app) {
                "Also measure memory read bandwidth with the same threads and the decode speed it allows "
                "(bytes read per generated token / bandwidth)");
   return [o]() {
+    constexpr int32_t kMaxTokens = 1 << 20;
+    const std::string size_what = "a token count from 0 to " + std::to_string(kMaxTokens);
+    const std::vector<int32_t> prompts = parse_int_list(o->n_prompt, "-p", 0, kMaxTokens, size_what),
+                               gens = parse_int_list(o->n_gen, "-n", 0, kMaxTokens, size_what),
+                               depths = parse_int_list(o->depth, "-d", 0, kMaxTokens, size_what),
+                               threads = parse_int_list(o->threads, "-t", 0, 4096, "a thread count from 0 to 4096");
+    const int32_t max_prompt = *std::max_element(prompts.begin(), prompts.end()),
+                  max_gen = *std::max_element(gens.begin(), gens.end()),
+                  max_depth = *std::max_element(depths.begin(), depths.end());
+    if (max_prompt == 0 && max_gen == 0) fail("bench: -p and -n are all 0: nothing to measure");
     std::string path = o->model.model;
     std::filesystem::path tmp;
     if (!o->synth.empty()) {
@@ -113,106 +145,126 @@ Action register_bench(CLI::App& app) {
         if (!p.empty()) std::filesystem::remove(p);
       }
     } cleanup{tmp};
-    SessionOptions so = o->model.session_options();
-    so.n_ctx = o->depth + std::max(o->n_prompt, o->n_gen) + 1;
-    Session s(path, so);
-    std::mt19937 rng(1);
-    std::uniform_int_distribution<int32_t> tok(0, s.n_vocab() - 1);
-    if (o->depth > 0) {  // the context every test starts from (not timed); truncate(depth) restores it
-      std::vector<int32_t> ctx(o->depth);
-      for (auto& t : ctx) t = tok(rng);
-      s.eval(ctx, nullptr, nullptr);
-    }
-    using Clock = std::chrono::steady_clock;
-    Series pp, tg;
-    ForwardProfile prof_pp, prof_tg;
-    for (int r = -1; r < o->reps; ++r) {  // r = -1: warm-up (page in weights), not counted
-      if (o->n_prompt > 0) {
-        std::vector<int32_t> prompt(o->n_prompt);
-        for (auto& t : prompt) t = tok(rng);
-        s.truncate(o->depth);
-        if (o->profile && r >= 0) s.set_profile(&prof_pp);
-        std::vector<float> last;
-        const auto t0 = Clock::now();
-        s.eval(prompt, nullptr, &last);
-        const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-        s.set_profile(nullptr);
-        if (r >= 0) pp.tps.push_back(o->n_prompt / sec);
-      }
-      if (o->n_gen > 0) {
-        s.truncate(o->depth);
-        std::vector<float> last;
-        s.eval({tok(rng)}, nullptr, &last);
-        if (o->profile && r >= 0) s.set_profile(&prof_tg);
-        const auto t0 = Clock::now();
-        for (int32_t i = 0; i < o->n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
-        const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-        s.set_profile(nullptr);
-        if (r >= 0) tg.tps.push_back(o->n_gen / sec);
-      }
-    }
     const auto f = GgufFile::open(path);
     uint64_t bytes = 0;
     for (const auto& t : f->tensors()) bytes += t.nbytes;
-    const char* isa = kernels::active().name;
-    // Bytes one generated token reads: every tensor but the embedding (one row) when the head is separate;
-    // with --lm-head q8 the head is V x (dim + 4) bytes instead of the file's.
-    const ModelConfig& c = s.model().config();
-    uint64_t per_token = bytes;
-    const GgufTensorInfo* embd = f->tensor("token_embd.weight");
-    const bool separate_head = f->tensor("output.weight") != nullptr && !c.tied_output;
-    if (embd && separate_head) per_token -= embd->nbytes;
-    if (o->model.lm_head == "q8") {
-      const GgufTensorInfo* head = separate_head ? f->tensor("output.weight") : embd;
-      if (head) per_token = per_token - head->nbytes + uint64_t(c.vocab_size) * (c.dim + 4);
+
+    using Clock = std::chrono::steady_clock;
+    std::vector<Test> tests;
+    std::string model_name, arch;
+    for (int32_t n_threads : threads) {
+      SessionOptions so = o->model.session_options();
+      so.n_threads = n_threads;
+      so.n_ctx = max_depth + std::max(max_prompt, max_gen) + 1;
+      Session s(path, so);
+      const ModelConfig& c = s.model().config();
+      arch = c.arch_name;
+      model_name = c.arch_name + " " + std::to_string(c.n_layers) + "L";
+      // Bytes one generated token reads: every tensor but the embedding (one row) when the head is separate;
+      // with --lm-head q8 the head is V x (dim + 4) bytes instead of the file's; and the K and V rows of the
+      // context, on average depth + n_gen / 2 positions.
+      uint64_t weights_per_token = bytes;
+      const GgufTensorInfo* embd = f->tensor("token_embd.weight");
+      const bool separate_head = f->tensor("output.weight") != nullptr && !c.tied_output;
+      if (embd && separate_head) weights_per_token -= embd->nbytes;
+      if (o->model.lm_head == "q8") {
+        const GgufTensorInfo* head = separate_head ? f->tensor("output.weight") : embd;
+        if (head) weights_per_token = weights_per_token - head->nbytes + uint64_t(c.vocab_size) * (c.dim + 4);
+      }
+      const uint64_t kv_row =
+          uint64_t(c.n_layers) * 2 * c.n_kv_heads * c.head_dim * (o->model.kv_type == "f32" ? 4 : 2);
+      const double bw = o->roofline && max_gen > 0 ? read_bandwidth(s.n_threads()) : 0;
+
+      std::mt19937 rng(1);
+      std::uniform_int_distribution<int32_t> tok(0, s.n_vocab() - 1);
+      auto random_tokens = [&](int32_t n) {
+        std::vector<int32_t> v(n);
+        for (auto& t : v) t = tok(rng);
+        return v;
+      };
+      for (int32_t depth : depths) {
+        // The context every test of this depth starts from (not timed); truncate(depth) restores it.
+        s.truncate(0);
+        if (depth > 0) s.eval(random_tokens(depth), nullptr, nullptr);
+        std::vector<float> last;
+        for (int32_t n_prompt : prompts) {
+          if (n_prompt == 0) continue;
+          Test t{s.n_threads(), n_prompt, 0, depth};
+          for (int r = -1; r < o->reps; ++r) {  // r = -1: warm-up (pages the weights in), not counted
+            const std::vector<int32_t> prompt = random_tokens(n_prompt);
+            s.truncate(depth);
+            if (o->profile && r >= 0) s.set_profile(&t.profile);
+            const auto t0 = Clock::now();
+            s.eval(prompt, nullptr, &last);
+            const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+            s.set_profile(nullptr);
+            if (r >= 0) t.series.tps.push_back(n_prompt / sec);
+          }
+          tests.push_back(std::move(t));
+        }
+        for (int32_t n_gen : gens) {
+          if (n_gen == 0) continue;
+          Test t{s.n_threads(), 0, n_gen, depth};
+          t.read_gb_s = bw;
+          t.bytes_per_token = weights_per_token + kv_row * (uint64_t(depth) + uint64_t(n_gen + 1) / 2);
+          for (int r = -1; r < o->reps; ++r) {
+            s.truncate(depth);
+            s.eval({tok(rng)}, nullptr, &last);  // the first token's logits: generation starts after it
+            if (o->profile && r >= 0) s.set_profile(&t.profile);
+            const auto t0 = Clock::now();
+            for (int32_t i = 0; i < n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
+            const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+            s.set_profile(nullptr);
+            if (r >= 0) t.series.tps.push_back(n_gen / sec);
+          }
+          tests.push_back(std::move(t));
+        }
+      }
     }
-    // ... and the K and V rows of the context, on average depth + n_gen / 2 positions.
-    const uint64_t kv_row = uint64_t(c.n_layers) * 2 * c.n_kv_heads * c.head_dim * (o->model.kv_type == "f32" ? 4 : 2);
-    per_token += kv_row * (uint64_t(o->depth) + uint64_t(o->n_gen + 1) / 2);
-    const double bw = o->roofline ? read_bandwidth(s.n_threads()) : 0;
-    const double roof = bw > 0 ? bw * 1e9 / double(per_token) : 0;
-    auto profile_json = [](const ForwardProfile& p) {
-      const double rest = p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms;
-      return nlohmann::ordered_json{{"linear_ms", p.linear_ms}, {"lm_head_ms", p.lm_head_ms},
-                                    {"attention_ms", p.attention_ms}, {"other_ms", rest}, {"total_ms", p.total_ms}};
-    };
+
+    const char* isa = kernels::active().name;
     if (o->json) {
-      nlohmann::ordered_json j{{"model", path},       {"arch", s.model().config().arch_name},
-                               {"model_bytes", bytes}, {"threads", s.n_threads()},
-                               {"isa", isa},          {"n_prompt", o->n_prompt},
-                               {"n_gen", o->n_gen},   {"n_depth", o->depth},
-                               {"repetitions", o->reps}};
-      if (o->n_prompt > 0) j["pp"] = {{"tok_s", pp.mean()}, {"stddev", pp.stddev()}};
-      if (o->n_gen > 0) j["tg"] = {{"tok_s", tg.mean()}, {"stddev", tg.stddev()}};
-      if (o->profile) j["profile"] = {{"pp", profile_json(prof_pp)}, {"tg", profile_json(prof_tg)}};
-      if (o->roofline)
-        j["roofline"] = {{"read_gb_s", bw}, {"bytes_per_token", per_token}, {"tg_tok_s", roof},
-                         {"tg_fraction", o->n_gen > 0 && roof > 0 ? tg.mean() / roof : 0.0}};
-      std::printf("%s\n", j.dump(2).c_str());
+      nlohmann::ordered_json list = nlohmann::ordered_json::array();
+      for (const Test& t : tests) {
+        nlohmann::ordered_json j{{"test", t.name()},           {"threads", t.threads},   {"n_prompt", t.n_prompt},
+                                 {"n_gen", t.n_gen},           {"n_depth", t.depth},     {"tok_s", t.series.mean()},
+                                 {"stddev", t.series.stddev()}, {"samples", t.series.tps}};
+        if (o->profile) {
+          const ForwardProfile& p = t.profile;
+          j["profile"] = {{"linear_ms", p.linear_ms},       {"lm_head_ms", p.lm_head_ms},
+                          {"attention_ms", p.attention_ms}, {"other_ms", p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms},
+                          {"total_ms", p.total_ms},         {"calls", p.calls}};
+        }
+        if (o->roofline && t.n_gen > 0)
+          j["roofline"] = {{"read_gb_s", t.read_gb_s},
+                           {"bytes_per_token", t.bytes_per_token},
+                           {"tg_tok_s", t.roofline_tok_s()},
+                           {"tg_fraction", t.roofline_tok_s() > 0 ? t.series.mean() / t.roofline_tok_s() : 0.0}};
+        list.push_back(std::move(j));
+      }
+      const nlohmann::ordered_json out{{"model", path},     {"arch", arch},           {"model_bytes", bytes},
+                                       {"isa", isa},        {"kv_type", o->model.kv_type}, {"lm_head", o->model.lm_head},
+                                       {"batch_size", o->model.n_batch}, {"repetitions", o->reps}, {"tests", list}};
+      std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
     std::printf("| model | size | threads | isa | test | t/s |\n|---|---|---|---|---|---|\n");
-    const std::string name = s.model().config().arch_name + " " + std::to_string(s.model().config().n_layers) + "L";
-    const std::string at = o->depth > 0 ? " @ d" + std::to_string(o->depth) : "";
-    if (o->n_prompt > 0)
-      std::printf("| %s | %.2f GB | %d | %s | pp%d%s | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
-                  o->n_prompt, at.c_str(), pp.mean(), pp.stddev());
-    if (o->n_gen > 0)
-      std::printf("| %s | %.2f GB | %d | %s | tg%d%s | %.2f ± %.2f |\n", name.c_str(), bytes / 1e9, s.n_threads(), isa,
-                  o->n_gen, at.c_str(), tg.mean(), tg.stddev());
-    if (o->profile)
-      for (auto [label, p] : {std::pair{"pp", prof_pp}, {"tg", prof_tg}}) {
-        if (p.total_ms <= 0) continue;
+    for (const Test& t : tests)
+      std::printf("| %s | %.2f GB | %d | %s | %s | %.2f ± %.2f |\n", model_name.c_str(), bytes / 1e9, t.threads, isa,
+                  t.name().c_str(), t.series.mean(), t.series.stddev());
+    for (const Test& t : tests) {
+      const ForwardProfile& p = t.profile;
+      if (o->profile && p.total_ms > 0) {
         const double rest = p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms;
-        std::printf("%s time: linear %.1f%%, LM head %.1f%%, attention %.1f%%, rest %.1f%% (%.1f ms per call)\n", label,
-                    100 * p.linear_ms / p.total_ms, 100 * p.lm_head_ms / p.total_ms, 100 * p.attention_ms / p.total_ms,
-                    100 * rest / p.total_ms, p.total_ms / p.calls);
+        std::printf("%s, time: linear %.1f%%, LM head %.1f%%, attention %.1f%%, rest %.1f%% (%.1f ms per call)\n",
+                    t.label().c_str(), 100 * p.linear_ms / p.total_ms, 100 * p.lm_head_ms / p.total_ms,
+                    100 * p.attention_ms / p.total_ms, 100 * rest / p.total_ms, p.total_ms / p.calls);
       }
-    if (o->roofline)
-      std::printf("memory roofline: %.1f GB/s read with %d threads, %.3f GB per generated token -> %.1f tok/s%s\n", bw,
-                  s.n_threads(), per_token / 1e9, roof,
-                  o->n_gen > 0 ? (", tg reaches " + std::to_string(int(std::lround(100 * tg.mean() / roof))) + " %").c_str()
-                               : "");
+      if (o->roofline && t.n_gen > 0 && t.roofline_tok_s() > 0)
+        std::printf("%s, memory roofline: %.1f GB/s read, %.3f GB per generated token -> %.1f tok/s, reached %ld %%\n",
+                    t.label().c_str(), t.read_gb_s, t.bytes_per_token / 1e9, t.roofline_tok_s(),
+                    std::lround(100 * t.series.mean() / t.roofline_tok_s()));
+    }
     return 0;
   };
 }

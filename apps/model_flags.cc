@@ -1,6 +1,7 @@
 #include "model_flags.h"
 
 #include <charconv>
+#include <limits>
 
 #include "bitnet/base/error.h"
 
@@ -38,8 +39,9 @@ SessionOptions ModelFlags::session_options() const {
   return o;
 }
 
-std::vector<int32_t> parse_token_list(const std::string& text, const char* flag) {
-  std::vector<int32_t> ids;
+std::vector<int32_t> parse_int_list(const std::string& text, const char* flag, int32_t lo, int32_t hi,
+                                    const std::string& what) {
+  std::vector<int32_t> values;
   size_t i = 0;
   while (i <= text.size()) {
     size_t j = text.find(',', i);
@@ -49,13 +51,16 @@ std::vector<int32_t> parse_token_list(const std::string& text, const char* flag)
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     int32_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 0)
-      fail("{}: '{}' (item {}) is not a token id", flag, std::string(item), ids.size() + 1);
-    ids.push_back(v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < lo || v > hi)
+      fail("{}: '{}' (item {}) is not {}", flag, std::string(item), values.size() + 1, what);
+    values.push_back(v);
     i = j + 1;
   }
-  if (ids.empty()) fail("{}: no token ids given", flag);
-  return ids;
+  return values;
+}
+
+std::vector<int32_t> parse_token_list(const std::string& text, const char* flag) {
+  return parse_int_list(text, flag, 0, std::numeric_limits<int32_t>::max(), "a token id");
 }
 
 }  // namespace bitnet::cli

@@ -23,6 +23,10 @@ struct ModelFlags {
   SessionOptions session_options() const;
 };
 
+// "8,16, 32" -> {8, 16, 32}; Error naming the flag and the bad element (described as `what`) when one is not
+// an integer in [lo, hi]. Never empty.
+std::vector<int32_t> parse_int_list(const std::string& text, const char* flag, int32_t lo, int32_t hi,
+                                    const std::string& what);
 // "1,2,3" -> ids; Error naming the flag and the bad element.
 std::vector<int32_t> parse_token_list(const std::string& text, const char* flag);
 

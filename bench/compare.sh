@@ -133,8 +133,22 @@ def load(name):
     except (OSError, ValueError):
         return None
 
-bi, bt, lc = load("bitnet_i2_s.json"), load("bitnet_tq2_0.json"), load("llama_cpp.json")
-bq = load("bitnet_i2_s_q8.json")
+def flat(r):
+    """`bitnet bench --json` lists its tests; this run has one pp and one tg test at most."""
+    if r is None or "tests" not in r:
+        return r
+    out = {k: v for k, v in r.items() if k != "tests"}
+    for t in r["tests"]:
+        k = "pp" if t["n_prompt"] else "tg"
+        out[k] = {"tok_s": t["tok_s"], "stddev": t["stddev"], "samples": t["samples"]}
+        if "profile" in t:
+            out.setdefault("profile", {})[k] = t["profile"]
+        if "roofline" in t:
+            out["roofline"] = t["roofline"]
+    return out
+
+bi, bt, lc = flat(load("bitnet_i2_s.json")), flat(load("bitnet_tq2_0.json")), load("llama_cpp.json")
+bq = flat(load("bitnet_i2_s_q8.json"))
 
 def fig(r, k):
     return (r or {}).get(k) or {}

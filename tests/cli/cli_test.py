@@ -132,6 +132,52 @@ class Cli(unittest.TestCase):
             self.assertIn(t, p.stderr)
             self.assertEqual(run("validate", t).returncode, 2)
 
+    def test_bench_sweeps_like_llama_bench(self):
+        path = self.synth()
+        j = json.loads(run("bench", "-m", path, "-p", "8,16", "-n", "4", "-d", "0,5", "-t", "1,2", "-r", "2", "--json",
+                           "--profile", "--roofline", check=0).stdout)
+        self.assertEqual(j["repetitions"], 2)
+        self.assertGreater(j["model_bytes"], 0)
+        got = [(t["threads"], t["n_depth"], t["test"]) for t in j["tests"]]
+        want = [(th, d, name + (f" @ d{d}" if d else "")) for th in (1, 2) for d in (0, 5) for name in ("pp8", "pp16", "tg4")]
+        self.assertEqual(got, want)  # every combination, in llama-bench's order
+        for t in j["tests"]:
+            self.assertEqual(len(t["samples"]), 2, t)
+            self.assertTrue(all(v > 0 for v in t["samples"]), t)
+            self.assertAlmostEqual(t["tok_s"], sum(t["samples"]) / 2, delta=1e-6 * t["tok_s"])
+            p = t["profile"]
+            self.assertGreater(p["total_ms"], 0)
+            self.assertAlmostEqual(p["linear_ms"] + p["lm_head_ms"] + p["attention_ms"] + p["other_ms"], p["total_ms"],
+                                   delta=1e-6 * p["total_ms"])
+            self.assertEqual(p["calls"], 2 * (1 if t["n_prompt"] else t["n_gen"]), t)  # one eval per pp, per tg token
+            if t["n_gen"]:
+                rf = t["roofline"]
+                self.assertGreater(rf["read_gb_s"], 0)
+                # Bytes per generated token: the model (tied head read once) plus the K/V rows of the context.
+                self.assertGreater(rf["bytes_per_token"], 0.5 * j["model_bytes"])
+            else:
+                self.assertNotIn("roofline", t)
+        with_depth = {t["test"]: t["roofline"]["bytes_per_token"] for t in j["tests"] if t["n_gen"] and t["threads"] == 1}
+        self.assertGreater(with_depth["tg4 @ d5"], with_depth["tg4"])  # longer context, more K/V read
+        # The markdown table: one row per test.
+        p = run("bench", "-m", path, "-p", "8", "-n", "0,4", "-t", "1", "-r", "1", check=0)
+        rows = [l for l in p.stdout.splitlines() if l.startswith("| bitnet-b1.58 4L")]
+        self.assertEqual([r.split("|")[5].strip() for r in rows], ["pp8", "tg4"])
+
+    def test_bench_rejects_bad_lists(self):
+        path = self.synth()
+        for args, needle in ((["-p", "8,x"], "-p: 'x' (item 2)"), (["-n", "-1"], "-n: '-1' (item 1)"),
+                             (["-t", "1,,2"], "-t: '' (item 2)"), (["-d", "2000000"], "-d: '2000000'"),
+                             (["-p", "0", "-n", "0"], "nothing to measure")):
+            p = run("bench", "-m", path, "-r", "1", *args)
+            self.assertEqual(p.returncode, 1, (args, p.stderr))
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, p.stderr)
+            self.assertIn(needle, lines[0])
+        p = run("bench", "-r", "1", "-p", "8", "-n", "0")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("bench needs -m MODEL or --synth PRESET", p.stderr)
+
 
 if __name__ == "__main__":
     BITNET = sys.argv.pop(1)
