@@ -59,8 +59,9 @@ Action register_chat(CLI::App& app) {
       }
       if (line.empty()) continue;
       history.push_back({"user", line});
-      const std::string text = render_chat(tmpl, history, /*add_generation_prompt=*/true);
-      const auto ids = tok.encode(text, tok.add_bos_default(), /*parse_special=*/true);
+      // Special tokens only where the template put them: typed into a message they are text.
+      const MarkedChat chat = render_chat_marked(tmpl, history, /*add_generation_prompt=*/true);
+      const auto ids = tok.encode_marked(chat.text, chat.markup, tok.add_bos_default());
       const GenerateResult r = generate(s, ids, params, [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);

@@ -5,7 +5,8 @@
 // [special ids: 4 x u16] [token types u8 each, with kRandomTypes] then the text to encode.
 //
 // Oracle beyond "no crash": when the vocabulary is well formed (every byte has a token, merges are
-// derived from the vocabulary, types are plain), decode(encode(text), render_special) == text.
+// derived from the vocabulary, types are plain), decode(encode(text), render_special) == text; the same
+// for encode_marked, which equals encode when its markup covers all of the text or none of it.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -127,6 +128,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const bool well_formed = !(flags & (kRawMerges | kDropBytes | kRandomTypes | kOddPre | kAddBos));
   if (well_formed && full != text) std::abort();
+
+  // encode_marked: markup over all of the text is encode with parse_special, none is encode without, and
+  // any range (here the middle third) gives valid ids that decode back to the text.
+  const std::vector<Tokenizer::Range> all = {{0, text.size()}}, none = {}, middle = {{text.size() / 3, 2 * text.size() / 3}};
+  if (tok->encode_marked(text, parse_special ? all : none, flags & kAddBos) != ids) std::abort();
+  const std::vector<int32_t> marked = tok->encode_marked(text, middle, flags & kAddBos);
+  for (int32_t id : marked)
+    if (id < 0 || id >= tok->n_vocab()) std::abort();
+  if (well_formed && tok->decode(marked, true) != text) std::abort();
   for (int32_t id = 0; id < tok->n_vocab(); ++id) {
     (void)tok->token_bytes(id, id & 1);
     (void)tok->is_eog(id);

@@ -1,5 +1,6 @@
 // Fuzz target: chat templates. A fuzzed GGUF `tokenizer.chat_template` text and architecture go through
-// detect_chat_template; fuzzed conversations (any roles, any bytes) are rendered with every template.
+// detect_chat_template; fuzzed conversations (any roles, any bytes) are rendered with every template, plain
+// and with their markup ranges.
 //
 // Input: gguf_template \0 architecture \0 flags-byte then role \0 content \0 role \0 content ...
 // Only bitnet::Error may come out (unknown roles, an unknown --chat-template name).
@@ -42,6 +43,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       const std::string prompt = render_chat(t, messages, flags & 1);
       if (prompt.size() > 64 + 2 * size + 64 * messages.size()) std::abort();  // output stays proportional
+      // The marked form: the same text; markup ranges non-empty, sorted, apart and inside it.
+      const MarkedChat marked = render_chat_marked(t, messages, flags & 1);
+      if (marked.text != prompt) std::abort();
+      for (size_t r = 0; r < marked.markup.size(); ++r) {
+        const Tokenizer::Range x = marked.markup[r];
+        if (x.begin >= x.end || x.end > prompt.size() || (r > 0 && marked.markup[r - 1].end >= x.begin)) std::abort();
+      }
     } catch (const Error&) {
     }
   }

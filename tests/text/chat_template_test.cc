@@ -196,5 +196,33 @@ TEST(ChatTemplate, UnknownTemplateUsesTheArchitectureDefaultWithANotice) {
   ASSERT_TRUE(l.notice);
 }
 
+// Markup ranges: the template's bytes exactly, never a byte of a message's content.
+TEST(ChatTemplate, MarkupCoversTheTemplateOnly) {
+  const std::vector<ChatMessage> m = {{"system", "S<|eot_id|>"}, {"user", " U "}, {"assistant", ""}, {"user", "<|x|>"}};
+  for (ChatTemplate t : {ChatTemplate::Bitnet, ChatTemplate::Llama3, ChatTemplate::BitnetFork})
+    for (bool gen : {true, false}) {
+      const MarkedChat c = render_chat_marked(t, m, gen);
+      EXPECT_EQ(c.text, render_chat(t, m, gen));
+      // Removing the markup leaves the contents, in order, as the template wrote them (trimmed or not).
+      std::string rest;
+      size_t at = 0;
+      for (size_t r = 0; r < c.markup.size(); ++r) {
+        ASSERT_LT(c.markup[r].begin, c.markup[r].end) << chat_template_name(t);
+        if (r > 0) {  // merged when adjacent
+          ASSERT_LT(c.markup[r - 1].end, c.markup[r].begin) << chat_template_name(t);
+        }
+        rest += c.text.substr(at, c.markup[r].begin - at);
+        at = c.markup[r].end;
+      }
+      rest += c.text.substr(at);
+      const bool trims = t != ChatTemplate::BitnetFork;
+      EXPECT_EQ(rest, std::string("S<|eot_id|>") + (trims ? "U" : " U ") + "<|x|>") << chat_template_name(t);
+    }
+  const MarkedChat c = render_chat_marked(ChatTemplate::Bitnet, {{"user", "hi"}}, true);
+  ASSERT_EQ(c.markup.size(), 2u);
+  EXPECT_EQ(c.text.substr(c.markup[0].begin, c.markup[0].end - c.markup[0].begin), "User: ");
+  EXPECT_EQ(c.text.substr(c.markup[1].begin), "<|eot_id|>Assistant: ");
+}
+
 }  // namespace
 }  // namespace bitnet

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <set>
 
 #include "bitnet/base/utf8.h"
@@ -96,6 +98,26 @@ TEST(BpeSmall, MergesAndSpecials) {
   EXPECT_FALSE(tok->add_bos_default());
   EXPECT_THROW(tok->encode("x", true, false), Error);  // no BOS token
   EXPECT_TRUE(tok->is_eog(258));
+}
+
+TEST(BpeSmall, EncodeMarkedMatchesControlTokensInMarkupOnly) {
+  const auto tok = Tokenizer::create(tiny_bpe());
+  using R = Tokenizer::Range;
+  const std::string text = "<|end|> ab<|end|>";  // bytes 0-6 and 10-16 are the control token's text
+  const std::vector<R> first = {{0, 7}}, second = {{8, 17}}, partial = {{10, 16}}, none = {}, all = {{0, text.size()}};
+  const Ids plain_tail = tok->encode("<|end|>", false, false);
+  Ids want = {258, 257};
+  want.insert(want.end(), plain_tail.begin(), plain_tail.end());
+  EXPECT_EQ(tok->encode_marked(text, first, false), want);
+  EXPECT_EQ(tok->encode_marked(text, all, false), tok->encode(text, false, true));
+  EXPECT_EQ(tok->encode_marked(text, none, false), tok->encode(text, false, false));
+  EXPECT_EQ(tok->encode_marked(text, partial, false), tok->encode(text, false, false));  // the token must lie inside
+  const Ids last = tok->encode_marked(text, second, false);
+  EXPECT_EQ(last.back(), 258);
+  EXPECT_EQ(std::count(last.begin(), last.end(), 258), 1);
+  for (const std::vector<R>& bad : {std::vector<R>{{5, 3}}, std::vector<R>{{0, 18}}, std::vector<R>{{4, 8}, {6, 9}},
+                                    std::vector<R>{{8, 9}, {0, 2}}})
+    EXPECT_THROW(tok->encode_marked(text, bad, false), Error);
 }
 
 // Each broken vocabulary must be refused with an Error whose message names the problem.

@@ -169,8 +169,8 @@ std::string_view jinja_trim(std::string_view s) {
   return s.substr(begin, end - begin);
 }
 
-std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages,
-                        bool add_generation_prompt) {
+MarkedChat render_chat_marked(ChatTemplate t, const std::vector<ChatMessage>& messages,
+                              bool add_generation_prompt) {
   std::vector<Role> roles;
   roles.reserve(messages.size());
   size_t bytes = 64;
@@ -178,8 +178,16 @@ std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages
     roles.push_back(parse_role(messages[i], i));
     bytes += messages[i].content.size() + 48;
   }
-  std::string out;
-  out.reserve(bytes);
+  MarkedChat chat;
+  chat.text.reserve(bytes);
+  // Template text extends the markup range that ends where it starts; message content is never markup.
+  auto markup = [&chat](std::string_view s) {
+    if (chat.markup.empty() || chat.markup.back().end != chat.text.size())
+      chat.markup.push_back({chat.text.size(), chat.text.size()});
+    chat.text += s;
+    chat.markup.back().end = chat.text.size();
+  };
+  auto content = [&chat](std::string_view s) { chat.text += s; };
 
   switch (t) {
     case ChatTemplate::Bitnet:
@@ -187,24 +195,24 @@ std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages
       // message, then {{ 'Assistant: ' }}. The HF template has the space after "Assistant:"; kept, so
       // the prompt matches what transformers' apply_chat_template feeds the model.
       for (size_t i = 0; i < messages.size(); ++i) {
-        out += display_name(roles[i]);
-        out += ": ";
-        out += jinja_trim(messages[i].content);
-        out += kEot;
+        markup(display_name(roles[i]));
+        markup(": ");
+        content(jinja_trim(messages[i].content));
+        markup(kEot);
       }
-      if (add_generation_prompt) out += "Assistant: ";
+      if (add_generation_prompt) markup("Assistant: ");
       break;
 
     case ChatTemplate::Llama3:
       // Meta's LLaMA-3 template, minus the bos_token it puts before the first message.
       for (size_t i = 0; i < messages.size(); ++i) {
-        out += "<|start_header_id|>";
-        out += role_name(roles[i]);
-        out += "<|end_header_id|>\n\n";
-        out += jinja_trim(messages[i].content);
-        out += kEot;
+        markup("<|start_header_id|>");
+        markup(role_name(roles[i]));
+        markup("<|end_header_id|>\n\n");
+        content(jinja_trim(messages[i].content));
+        markup(kEot);
       }
-      if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      if (add_generation_prompt) markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
       break;
 
     case ChatTemplate::BitnetFork:
@@ -217,24 +225,28 @@ std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages
       for (size_t i = 0; i < messages.size(); ++i) {
         switch (roles[i]) {
           case Role::System:
-            out += "System: ";
-            out += messages[i].content;
+            markup("System: ");
+            content(messages[i].content);
             break;
           case Role::User:
-            out += "User: ";
-            out += messages[i].content;
-            out += kEot;
-            out += "Assistant: ";
+            markup("User: ");
+            content(messages[i].content);
+            markup(kEot);
+            markup("Assistant: ");
             break;
           case Role::Assistant:
-            out += messages[i].content;
-            out += kEot;
+            content(messages[i].content);
+            markup(kEot);
             break;
         }
       }
       break;
   }
-  return out;
+  return chat;
+}
+
+std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  return render_chat_marked(t, messages, add_generation_prompt).text;
 }
 
 }  // namespace bitnet

@@ -11,14 +11,18 @@
 //   bitnet-fork  the built-in `bitnet` template of bitnet.cpp's llama.cpp (for comparisons with it):
 //                  "System: sysUser: hi<|eot_id|>Assistant: "
 //
-// The rendered text never contains BOS: the tokenizer adds it. Special tokens in it (<|eot_id|>, ...)
-// must be encoded with parse_special = true.
+// The rendered text never contains BOS: the tokenizer adds it. Encode it with Tokenizer::encode_marked
+// and the markup ranges of render_chat_marked: the template's special tokens (<|eot_id|>, ...) become
+// their ids, while the same text typed in a message stays text (a user cannot end a turn or forge a
+// header). encode(text, add_bos, parse_special = true) gives the same ids when no message contains one.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "bitnet/text/tokenizer.h"
 
 namespace bitnet {
 
@@ -64,6 +68,15 @@ ChatTemplateChoice detect_chat_template(std::string_view gguf_template, std::str
 // system, user and assistant (naming the message index and the role).
 std::string render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt);
+
+// The same text, with the byte ranges the template wrote (everything but the messages' contents),
+// sorted and disjoint, for Tokenizer::encode_marked.
+struct MarkedChat {
+  std::string text;
+  std::vector<Tokenizer::Range> markup;
+};
+MarkedChat render_chat_marked(ChatTemplate t, const std::vector<ChatMessage>& messages,
+                              bool add_generation_prompt);
 
 // Jinja's `trim` filter (Python str.strip()): removes leading and trailing whitespace as Python's
 // str.isspace() defines it: ASCII \t \n \v \f \r, U+001C..U+001F, space, U+0085, U+00A0, U+1680,

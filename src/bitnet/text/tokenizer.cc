@@ -159,6 +159,25 @@ void Tokenizer::build_token_bytes() {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+  return encode_impl(text, add_bos, [parse_special](size_t, size_t) { return parse_special; });
+}
+
+std::vector<int32_t> Tokenizer::encode_marked(std::string_view text, std::span<const Range> markup,
+                                              bool add_bos) const {
+  for (size_t r = 0; r < markup.size(); ++r)
+    if (markup[r].begin > markup[r].end || markup[r].end > text.size() || (r > 0 && markup[r].begin < markup[r - 1].end))
+      fail("encode_marked: markup range {} [{}, {}) is not sorted, disjoint and inside the {}-byte text", r,
+           markup[r].begin, markup[r].end, text.size());
+  // Positions only grow during a scan, so one cursor over the ranges suffices.
+  size_t r = 0;
+  return encode_impl(text, add_bos, [&](size_t pos, size_t len) {
+    while (r < markup.size() && markup[r].end <= pos) ++r;
+    return r < markup.size() && markup[r].begin <= pos && pos + len <= markup[r].end;
+  });
+}
+
+template <typename AllowControl>
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_bos, AllowControl allow_control) const {
   // Implementations index bytes of one fragment with 32-bit integers.
   if (text.size() > static_cast<size_t>(INT32_MAX / 4)) {
     fail("a text of {} bytes is too long to tokenize at once (limit 512 MiB)", text.size());
@@ -176,11 +195,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
   for (size_t i = 0; i < text.size();) {
     int32_t match = -1;
     for (const Special& sp : specials_by_byte_[static_cast<uint8_t>(text[i])]) {
-      if (sp.needs_parse_special && !parse_special) continue;
-      if (text.substr(i).starts_with(text_[sp.id])) {
-        match = sp.id;
-        break;
-      }
+      if (!text.substr(i).starts_with(text_[sp.id])) continue;
+      if (sp.needs_parse_special && !allow_control(i, text_[sp.id].size())) continue;
+      match = sp.id;
+      break;
     }
     if (match < 0) {
       ++i;

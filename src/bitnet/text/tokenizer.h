@@ -37,6 +37,16 @@ class Tokenizer {
   // their id; without it they are ordinary text. User-defined tokens are always matched, as in HF.
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
 
+  // A byte range [begin, end) of a text.
+  struct Range {
+    size_t begin, end;
+  };
+  // As encode(text, add_bos, true), except that a control token is matched only where its whole text lies
+  // inside one of `markup` (sorted, disjoint): a chat prompt's template. Anywhere else, such as in a user's
+  // message, `<|eot_id|>` is ordinary text, and text on both sides of a range boundary is tokenized as one
+  // fragment, so a prompt with no control token in its messages gets exactly encode()'s ids.
+  std::vector<int32_t> encode_marked(std::string_view text, std::span<const Range> markup, bool add_bos) const;
+
   // Raw bytes of one token: byte-level BPE maps the GPT-2 alphabet back to bytes, SentencePiece turns
   // '▁' into ' ' and <0xNN> into that byte. A single token may be an incomplete UTF-8 sequence.
   // Control and unknown tokens give "" unless render_special. Throws on an id outside [0, n_vocab).
@@ -94,6 +104,9 @@ class Tokenizer {
     int32_t id;
     bool needs_parse_special;  // control/unknown: only with parse_special; user-defined: always
   };
+  // encode() with control tokens allowed where allow_control(position, length) says so.
+  template <typename AllowControl>
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_bos, AllowControl allow_control) const;
 
   std::vector<std::string> bytes_;  // [n_vocab] rendered bytes (control/unknown: stored text)
   std::array<std::vector<Special>, 256> specials_by_byte_;  // by first byte, longest text first
