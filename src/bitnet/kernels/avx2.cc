@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "bitnet/kernels/kernels.h"
 
@@ -215,25 +216,25 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
 
 // ---- Attention (kernels.h): each K/V row read once for all the queries of its KV head ----
 //
-// Scores: head sizes 64 and 128 have their own code, others go through dot (FromDots). Mix: any head size
-// that is a multiple of 16, others through axpy.
+// Scores: head sizes 64, 96, 128 and 256 have their own code, others go through dot (FromDots). Mix: any
+// head size that is a multiple of 16, others through axpy.
 
-// Steps 32, 16 and 8 of the canonical tree for the dots of one row with NQ queries (q + g*HD), HD = 64 or
-// 128: lane l of register r (elements 8r + l, then 64 + 8r + l) accumulated by fma from 0, the registers
+// Steps 32, 16 and 8 of the canonical tree for the dots of one row with NQ queries (q + g*HD), HD a
+// multiple of 8 from 64: lane l of register r (elements 8r + l, 64 + 8r + l, ...) accumulated by fma from 0, the registers
 // paired as the tree pairs them, ((r0 + r4) + (r2 + r6)) + ((r1 + r5) + (r3 + r7)). Registers are summed
 // as soon as both exist, so each query holds at most four; the row is loaded (and converted) once for all.
 template <bool F16, int HD, int NQ>
 inline void dots_lanes8(const uint8_t* row, const float* q, __m256 v[NQ]) {
-  static_assert(HD == 64 || HD == 128);
+  static_assert(HD % 8 == 0 && HD >= 64);
   const auto load = [row](int i) {
     return F16 ? load_f16(reinterpret_cast<const uint16_t*>(row) + i) : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
   };
   const auto lanes = [&](int r, __m256 c[NQ]) {  // register r of every query
     const __m256 x = load(8 * r);
     for (int g = 0; g < NQ; ++g) c[g] = _mm256_fmadd_ps(x, _mm256_loadu_ps(q + g * HD + 8 * r), _mm256_setzero_ps());
-    if constexpr (HD == 128) {
-      const __m256 y = load(64 + 8 * r);
-      for (int g = 0; g < NQ; ++g) c[g] = _mm256_fmadd_ps(y, _mm256_loadu_ps(q + g * HD + 64 + 8 * r), c[g]);
+    for (int m = 64; m + 8 * r < HD; m += 64) {  // the lanes' further elements, 64 apart
+      const __m256 y = load(m + 8 * r);
+      for (int g = 0; g < NQ; ++g) c[g] = _mm256_fmadd_ps(y, _mm256_loadu_ps(q + g * HD + m + 8 * r), c[g]);
     }
   };
   __m256 a[NQ], b[NQ], t[NQ];
@@ -310,12 +311,23 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
   }
 }
 
+// attn_scores_fixed for the head sizes in HDs (BitNet/LLaMA 128, bitnet_b1_58-large 96, Falcon3 256, small
+// models 64); false for other sizes.
+template <int... HDs>
+bool scores_fixed(int64_t hd, const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
+                  float* out, int64_t ldo) {
+  const auto one = [&](auto size) {
+    constexpr int HD = decltype(size)::value;
+    if (f16) attn_scores_fixed<true, HD>(rows, stride, n, q, nq, out, ldo);
+    else attn_scores_fixed<false, HD>(rows, stride, n, q, nq, out, ldo);
+    return true;
+  };
+  return ((hd == HDs && one(std::integral_constant<int, HDs>{})) || ...);
+}
+
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
                  float* out, int64_t ldo) {
-  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, nq, out, ldo)
-                            : attn_scores_fixed<false, 128>(rows, stride, n, q, nq, out, ldo);
-  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, nq, out, ldo)
-                           : attn_scores_fixed<false, 64>(rows, stride, n, q, nq, out, ldo);
+  if (scores_fixed<64, 96, 128, 256>(hd, rows, stride, f16, n, q, nq, out, ldo)) return;
   FromDots<avx2_table>::attn_scores(rows, stride, f16, n, q, nq, hd, out, ldo);
 }
 

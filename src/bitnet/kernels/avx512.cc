@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "bitnet/kernels/kernels.h"
 
@@ -200,7 +201,7 @@ inline __m512 load_row16(const uint8_t* row, bool f16, int64_t i, __mmask16 m) {
              : _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
 }
 
-// dot_lanes16 for a row of exactly HD elements (64 or 128) already in registers (k), with a query read
+// dot_lanes16 for a row of exactly HD elements (a multiple of 16) already in registers (k), with a query read
 // from memory: the same fma sequence as dot_lanes16.
 template <int HD>
 inline __m512 dot_lanes16_fixed(const __m512 k[HD / 16], const float* q) {
@@ -249,12 +250,23 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
   }
 }
 
+// attn_scores_fixed for the head sizes in HDs (BitNet/LLaMA 128, bitnet_b1_58-large 96, Falcon3 256, small
+// models 64); false for other sizes.
+template <int... HDs>
+bool scores_fixed(int64_t hd, const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
+                  float* out, int64_t ldo) {
+  const auto one = [&](auto size) {
+    constexpr int HD = decltype(size)::value;
+    if (f16) attn_scores_fixed<true, HD>(rows, stride, n, q, nq, out, ldo);
+    else attn_scores_fixed<false, HD>(rows, stride, n, q, nq, out, ldo);
+    return true;
+  };
+  return ((hd == HDs && one(std::integral_constant<int, HDs>{})) || ...);
+}
+
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
                  float* out, int64_t ldo) {
-  if (hd == 128) return f16 ? attn_scores_fixed<true, 128>(rows, stride, n, q, nq, out, ldo)
-                            : attn_scores_fixed<false, 128>(rows, stride, n, q, nq, out, ldo);
-  if (hd == 64) return f16 ? attn_scores_fixed<true, 64>(rows, stride, n, q, nq, out, ldo)
-                           : attn_scores_fixed<false, 64>(rows, stride, n, q, nq, out, ldo);
+  if (scores_fixed<64, 96, 128, 256>(hd, rows, stride, f16, n, q, nq, out, ldo)) return;
   for (int64_t g = 0; g < nq; ++g) {  // other head sizes: one query at a time
     const float* qg = q + g * hd;
     int64_t j = 0;
