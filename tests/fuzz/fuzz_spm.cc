@@ -6,7 +6,7 @@
 // ids 4 x u16] [token types u8 each, with kRandomTypes] then the text.
 //
 // Oracle: with a well-formed vocabulary (every byte token, plain types, no special tokens) and a text
-// without U+2581, decode(encode(text)) == text.
+// without U+2581 (nor a "<unk>" parsed as the special token), decode(encode(text)) == text.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -130,8 +130,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!utf8_valid(streamed)) std::abort();
   if (utf8_valid(concat) && streamed != concat) std::abort();
 
+  // A "<unk>" written in the text and matched as the special token (kUnk with kParseSpecial) is followed,
+  // like every special token, by SentencePiece's space prefix (llama.cpp does the same), so the text
+  // does not come back byte for byte.
+  const bool unk_in_text = (flags & kUnk) && (flags & kParseSpecial) && text.find("<unk>") != std::string_view::npos;
   const bool well_formed = !(flags & (kDropBytes | kSpecials | kRandomTypes | kNoTypes)) &&
-                           text.find(kSpace) == std::string_view::npos;
+                           text.find(kSpace) == std::string_view::npos && !unk_in_text;
   if (well_formed && full != text) std::abort();
   for (int32_t id = 0; id < tok->n_vocab(); ++id) {
     (void)tok->token_bytes(id, id & 1);
