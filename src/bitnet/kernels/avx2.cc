@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <type_traits>
 
 #include "bitnet/kernels/kernels.h"
 
@@ -216,8 +215,8 @@ uint64_t read_sum(const uint8_t* p, size_t n) {
 
 // ---- Attention (kernels.h): each K/V row read once for all the queries of its KV head ----
 //
-// Scores: head sizes 64, 96, 128 and 256 have their own code, others go through dot (FromDots). Mix: any
-// head size that is a multiple of 16, others through axpy.
+// Scores: the head sizes of with_fixed_head_size (kernels.h) have their own code, others go through dot
+// (FromDots). Mix: any head size that is a multiple of 16, others through axpy.
 
 // Steps 32, 16 and 8 of the canonical tree for the dots of one row with NQ queries (q + g*HD), HD a
 // multiple of 8 from 64: lane l of register r (elements 8r + l, 64 + 8r + l, ...) accumulated by fma from 0, the registers
@@ -311,23 +310,13 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
   }
 }
 
-// attn_scores_fixed for the head sizes in HDs (BitNet/LLaMA 128, bitnet_b1_58-large 96, Falcon3 256, small
-// models 64); false for other sizes.
-template <int... HDs>
-bool scores_fixed(int64_t hd, const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
-                  float* out, int64_t ldo) {
-  const auto one = [&](auto size) {
-    constexpr int HD = decltype(size)::value;
-    if (f16) attn_scores_fixed<true, HD>(rows, stride, n, q, nq, out, ldo);
-    else attn_scores_fixed<false, HD>(rows, stride, n, q, nq, out, ldo);
-    return true;
-  };
-  return ((hd == HDs && one(std::integral_constant<int, HDs>{})) || ...);
-}
-
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
                  float* out, int64_t ldo) {
-  if (scores_fixed<64, 96, 128, 256>(hd, rows, stride, f16, n, q, nq, out, ldo)) return;
+  const bool fixed = with_fixed_head_size(hd, [&](auto size) {
+    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+  });
+  if (fixed) return;
   FromDots<avx2_table>::attn_scores(rows, stride, f16, n, q, nq, hd, out, ldo);
 }
 

@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #include "bitnet/kernels/kernels.h"
 
@@ -250,23 +249,13 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
   }
 }
 
-// attn_scores_fixed for the head sizes in HDs (BitNet/LLaMA 128, bitnet_b1_58-large 96, Falcon3 256, small
-// models 64); false for other sizes.
-template <int... HDs>
-bool scores_fixed(int64_t hd, const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
-                  float* out, int64_t ldo) {
-  const auto one = [&](auto size) {
-    constexpr int HD = decltype(size)::value;
-    if (f16) attn_scores_fixed<true, HD>(rows, stride, n, q, nq, out, ldo);
-    else attn_scores_fixed<false, HD>(rows, stride, n, q, nq, out, ldo);
-    return true;
-  };
-  return ((hd == HDs && one(std::integral_constant<int, HDs>{})) || ...);
-}
-
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
                  float* out, int64_t ldo) {
-  if (scores_fixed<64, 96, 128, 256>(hd, rows, stride, f16, n, q, nq, out, ldo)) return;
+  const bool fixed = with_fixed_head_size(hd, [&](auto size) {
+    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+  });
+  if (fixed) return;
   for (int64_t g = 0; g < nq; ++g) {  // other head sizes: one query at a time
     const float* qg = q + g * hd;
     int64_t j = 0;

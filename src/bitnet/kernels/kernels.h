@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "bitnet/format/ggml_types.h"
@@ -125,6 +127,17 @@ struct FromDots {
     attn_mix_by_axpy(*Table(), rows, stride, f16, n, w, ldw, nq, hd, out);
   }
 };
+
+// Head sizes with unrolled attention-score kernels in the SIMD tables: BitNet/LLaMA 128, bitnet_b1_58-large
+// 96, Falcon3 256, small models 64. with_fixed_head_size(hd, fn) calls fn(std::integral_constant<int, hd>)
+// and returns true when hd is one of them. (fn is a lambda of the calling file, so each instantiation
+// belongs to that file's ISA.)
+template <typename Fn>
+bool with_fixed_head_size(int64_t hd, Fn&& fn) {
+  return [&]<int... HDs>(std::integer_sequence<int, HDs...>) {
+    return ((hd == HDs && (fn(std::integral_constant<int, HDs>{}), true)) || ...);
+  }(std::integer_sequence<int, 64, 96, 128, 256>{});
+}
 
 // The table in use (chosen on first call).
 const KernelTable& active();
