@@ -123,6 +123,16 @@ void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
       rope_sin_[t * half + i] = static_cast<float>(std::sin(theta));
     }
 
+  // Attention tiles: runs of up to kAttnTile consecutive tokens of one sequence (one token each under a
+  // trace, whose sink sees one token at a time).
+  const int32_t tile_max = trace_ ? 1 : kAttnTile;
+  attn_tiles_.clear();
+  for (int32_t t = 0; t < T; ++t) {
+    const AttnTile* last = attn_tiles_.empty() ? nullptr : &attn_tiles_.back();
+    if (!last || last->t1 - last->t0 == tile_max || batch[last->t0].seq != batch[t].seq) attn_tiles_.push_back({t, t});
+    attn_tiles_.back().t1 = t + 1;
+  }
+
   for (int l = 0; l < static_cast<int>(c_.n_layers); ++l) layer(l, batch);
   for (const BatchToken& b : batch) cache_.set_length(b.seq, std::max(cache_.length(b.seq), b.pos + 1));
 
@@ -304,18 +314,8 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   // over the K rows, up to the tile's longest context (each query then uses only its own positions), and
   // its tokens' mixes run back to back: a long prompt reads each head's K and V rows from L2 once per tile
   // instead of from memory once per token. Every score and output is the kernel's value for that query
-  // alone, so tiling changes no bit.
-  struct Tile {
-    int32_t t0, t1;  // batch tokens [t0, t1), all of one sequence
-  };
-  std::vector<Tile> tiles;
-  const int32_t tile_max = trace_ ? 1 : kAttnTile;  // the trace sink sees one token at a time
-  for (int32_t t = 0; t < T; ++t) {
-    if (tiles.empty() || tiles.back().t1 - tiles.back().t0 == tile_max || batch[tiles.back().t0].seq != batch[t].seq)
-      tiles.push_back({t, t});
-    tiles.back().t1 = t + 1;
-  }
-  auto task = [&](const Tile& tile, int g, int thread) {
+  // alone, so tiling changes no bit. eval() forms the tiles (attn_tiles_) once for all layers.
+  auto task = [&](const AttnTile& tile, int g, int thread) {
     const int32_t seq = batch[tile.t0].seq, nt = tile.t1 - tile.t0;
     const int h0 = g * group;
     const int64_t stride = cache_.row_bytes();
@@ -344,9 +344,9 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     }
   };
   const int n_kv = static_cast<int>(c_.n_kv_heads);
-  const int64_t n_tiles = static_cast<int64_t>(tiles.size());
+  const int64_t n_tiles = static_cast<int64_t>(attn_tiles_.size());
   if (trace_) {  // the trace sink sees rows in order, from one thread
-    for (const Tile& tile : tiles)
+    for (const AttnTile& tile : attn_tiles_)
       for (int g = 0; g < n_kv; ++g) task(tile, g, 0);
   } else {
     // Last tiles first: in a prompt they attend to the most positions, so handing them out first leaves
@@ -357,7 +357,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int thread) {
       for (int64_t k = b; k < e; ++k) {
         const int64_t i = tasks - 1 - k;
-        task(tiles[i / n_kv], static_cast<int>(i % n_kv), thread);
+        task(attn_tiles_[i / n_kv], static_cast<int>(i % n_kv), thread);
       }
     });
   }

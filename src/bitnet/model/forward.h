@@ -69,6 +69,10 @@ class Forward {
   ScratchVector<float> x_, xn_, q_, k_, v_, att_, o_, gate_, up_;
   // Attention tiles: up to kAttnTile tokens of a prompt share one pass over a KV head's rows.
   static constexpr int32_t kAttnTile = 4;
+  struct AttnTile {
+    int32_t t0, t1;  // batch tokens [t0, t1), all of one sequence
+  };
+  std::vector<AttnTile> attn_tiles_;  // of the batch in eval(), formed once for all layers
   ScratchVector<float> scores_;  // [n_threads][kAttnTile][query heads per KV head][n_ctx] attention weights
   ScratchVector<float> q_tile_;  // [n_threads][kAttnTile][query heads per KV head][head_dim] gathered queries
   ScratchVector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
