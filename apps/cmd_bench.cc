@@ -92,7 +92,7 @@ Action register_bench(CLI::App& app) {
     bool json = false, profile = false, roofline = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model.model, "GGUF model file");
+  app.add_option("-m,--model", o->model.model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
   app.add_option("--synth", o->synth, "Bench a generated model of this preset instead (2b-4t)");
   app.add_option("--type", o->type, "With --synth: linear weight type")->capture_default_str();
   // Like llama-bench, the sizes, depths and thread counts take comma-separated lists: every combination is
@@ -138,7 +138,7 @@ Action register_bench(CLI::App& app) {
       synth_model(so).write(tmp.string());
       path = tmp.string();
     }
-    if (path.empty()) fail("bench needs -m MODEL or --synth PRESET");
+    if (path.empty()) path = default_model_path();
     struct Cleanup {
       std::filesystem::path p;
       ~Cleanup() {

@@ -30,7 +30,7 @@ Action register_chat(CLI::App& app) {
   app.add_flag("--timings", o->timings, "Print timings after each answer");
   return [o]() {
     const GenerateParams params = o->sampling.params();
-    Session s(o->model.model, o->model.session_options());
+    Session s(o->model.path(), o->model.session_options());
     const Tokenizer& tok = s.tokenizer();
     ChatTemplate tmpl;
     if (!o->chat_template.empty()) {

@@ -19,7 +19,7 @@ Action register_eval(CLI::App& app) {
   app.add_option("--logits-out", o->out, "Output file: float32 [n_tokens][n_vocab]")->required();
   return [o]() {
     const std::vector<int32_t> ids = parse_token_list(o->tokens, "--tokens");
-    Session s(o->model.model, o->model.session_options());
+    Session s(o->model.path(), o->model.session_options());
     std::vector<float> logits;
     s.eval(ids, &logits, nullptr);
     AtomicFile f(o->out);

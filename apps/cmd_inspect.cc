@@ -211,11 +211,12 @@ Action register_inspect(CLI::App& app) {
     std::vector<std::string> tensors;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("file", o->path, "GGUF file")->required();
+  app.add_option("file", o->path, "GGUF file (default: the trained model, or $BITNET_MODEL)");
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--full", o->full, "With --json: print arrays in full (otherwise the first 8 elements)");
   app.add_option("--tensor", o->tensors, "Print statistics of tensors matching NAME (glob, repeatable)");
   return [o]() {
+    o->path = model_or_default(o->path);
     auto f = GgufFile::open(o->path);
     std::vector<json> stats;
     for (const std::string& pattern : o->tensors) {

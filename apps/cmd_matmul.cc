@@ -19,7 +19,7 @@ Action register_matmul(CLI::App& app) {
     std::string tensor, input, output;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model.model, "GGUF model file")->required();
+  app.add_option("-m,--model", o->model.model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
   app.add_option("--tensor", o->tensor, "Linear weight, e.g. blk.0.attn_q.weight")->required();
   app.add_option("--input", o->input, "float32 input rows [T][in]")->required();
   app.add_option("--output", o->output, "float32 output rows [T][out]")->required();
@@ -28,9 +28,10 @@ Action register_matmul(CLI::App& app) {
     LoadOptions lo;
     lo.act_quant = o->model.session_options().act_quant;
     lo.tokenizer = false;  // weights only
-    auto model = Model::load(o->model.model, lo);
+    const std::string path = o->model.path();
+    auto model = Model::load(path, lo);
     const Linear* L = model->find_linear(o->tensor);
-    if (!L) fail("{}: no linear layer named '{}'", o->model.model, o->tensor);
+    if (!L) fail("{}: no linear layer named '{}'", path, o->tensor);
     std::ifstream in(o->input, std::ios::binary);
     if (!in) fail("{}: cannot open", o->input);
     std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});

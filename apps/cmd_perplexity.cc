@@ -37,7 +37,7 @@ Action register_perplexity(CLI::App& app) {
     SessionOptions so = o->model.session_options();
     const int32_t n_ctx = so.n_ctx;
     if (n_ctx < 4) fail("-c: window size {} is too small (at least 4)", n_ctx);
-    Session s(o->model.model, so);
+    Session s(o->model.path(), so);
     const Tokenizer& tok = s.tokenizer();
     const bool add_bos = tok.add_bos_default();
     std::vector<int32_t> tokens = tok.encode(ss.str(), add_bos, /*parse_special=*/false);
@@ -73,13 +73,18 @@ Action register_perplexity(CLI::App& app) {
     const double ppl = std::exp(mean);
     const double var = nll2 / count - mean * mean;
     const double err = var > 0 ? ppl * std::sqrt(var / (count - 1)) : 0.0;
+    // Bits per byte of the whole text, log2(PPL) x tokens / bytes (the text's tokens, BOS included as
+    // llama.cpp counts it): comparable across tokenizers and with compressors.
+    const uint64_t n_bytes = ss.str().size();
+    const double bpb = n_bytes ? std::log2(ppl) * static_cast<double>(tokens.size()) / static_cast<double>(n_bytes) : 0.0;
     if (o->json) {
       nlohmann::ordered_json j{{"file", o->file}, {"n_ctx", n_ctx}, {"chunks", n_chunks}, {"tokens_scored", count},
-                               {"nll_sum", nll}, {"ppl", ppl}, {"ppl_err", err}};
+                               {"nll_sum", nll}, {"ppl", ppl}, {"ppl_err", err},
+                               {"tokens", tokens.size()}, {"bytes", n_bytes}, {"bits_per_byte", bpb}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("\nPPL = %.4f +/- %.5f (%ld tokens in %ld windows of %d)\n", ppl, err, static_cast<long>(count),
-                  static_cast<long>(n_chunks), n_ctx);
+      std::printf("\nPPL = %.4f +/- %.5f (%ld tokens in %ld windows of %d); %.4f bits per byte\n", ppl, err,
+                  static_cast<long>(count), static_cast<long>(n_chunks), n_ctx, bpb);
     }
     return 0;
   };

@@ -1,6 +1,8 @@
 // bitnet run -m MODEL -p PROMPT: streams the continuation to stdout; timings to stderr.
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "bitnet/base/error.h"
 #include "commands.h"
 #include "model_flags.h"
@@ -20,7 +22,7 @@ Action register_run(CLI::App& app) {
     ModelFlags model;
     SamplingFlags sampling;
     std::string prompt;
-    bool no_bos = false, parse_special = false;
+    bool no_bos = false, parse_special = false, json = false;
   };
   auto o = std::make_shared<Opts>();
   o->model.add(app);
@@ -28,19 +30,34 @@ Action register_run(CLI::App& app) {
   app.add_option("-p,--prompt", o->prompt, "Prompt text")->required();
   app.add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
   app.add_flag("--parse-special", o->parse_special, "Recognise special tokens such as <|eot_id|> in the prompt");
+  app.add_flag("--json", o->json, "Print one JSON object (prompt and generated ids, text, stop reason) at the end "
+               "instead of streaming");
   return [o]() {
     const GenerateParams params = o->sampling.params();
-    Session s(o->model.model, o->model.session_options());
+    Session s(o->model.path(), o->model.session_options());
     const Tokenizer& tok = s.tokenizer();
     const auto ids = tok.encode(o->prompt, !o->no_bos && tok.add_bos_default(), o->parse_special);
-    std::fputs(o->prompt.c_str(), stdout);
-    std::fflush(stdout);
-    const GenerateResult r = generate(s, ids, params, [](std::string_view piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    if (!o->json) {
+      std::fputs(o->prompt.c_str(), stdout);
       std::fflush(stdout);
+    }
+    std::string text;
+    const GenerateResult r = generate(s, ids, params, [&](std::string_view piece) {
+      if (o->json) {
+        text += piece;
+      } else {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
       return true;
     });
-    std::fputc('\n', stdout);
+    if (o->json) {
+      const nlohmann::ordered_json j{{"prompt_ids", ids}, {"ids", r.tokens}, {"text", text},
+                                     {"stop", r.stop_reason}};
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::fputc('\n', stdout);
+    }
     print_timings(r);
     return 0;
   };

@@ -126,8 +126,8 @@ Action register_trace(CLI::App& app) {
   app.add_option("--tol", o->tol, "Relative tolerance for --compare")->capture_default_str();
   return [o]() {
     if (!o->compare.empty()) return compare(o->compare[0], o->compare[1], o->tol);
-    if (o->model.model.empty() || o->prompt.empty()) fail("trace needs -m MODEL and -p PROMPT (or --compare A B)");
-    Session s(o->model.model, o->model.session_options());
+    if (o->prompt.empty()) fail("trace needs -p PROMPT (or --compare A B)");
+    Session s(o->model.path(), o->model.session_options());
     const Tokenizer& tok = s.tokenizer();
     const auto ids = tok.encode(o->prompt, !o->no_bos && tok.add_bos_default(), false);
     Collector col;
@@ -139,7 +139,7 @@ Action register_trace(CLI::App& app) {
     } catch (const FirstNonFinite& f) {
       bad = f;
     }
-    json out{{"model", o->model.model}, {"tokens", ids}};
+    json out{{"model", o->model.path()}, {"tokens", ids}};
     json entries = json::array();
     for (const Stat& st : col.stats()) entries.push_back(stat_json(st));
     out["entries"] = entries;

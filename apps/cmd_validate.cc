@@ -16,12 +16,13 @@ Action register_validate(CLI::App& app) {
     bool json = false, strict = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("files", o->files, "GGUF files")->required();
+  app.add_option("files", o->files, "GGUF files (default: the trained model, or $BITNET_MODEL)");
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--strict", o->strict, "Treat warnings as errors");
   app.add_flag("-q,--quiet", o->quiet, "Print only warnings and errors");
   return [o]() {
     int rc = 0;
+    if (o->files.empty()) o->files.push_back(default_model_path());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const std::string& path : o->files) {
       nlohmann::ordered_json fj{{"file", path}};

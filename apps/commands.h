@@ -49,4 +49,11 @@ int bitnet_main(int argc, char** argv);
 // $BITNET_SHARED_DATA, else the shared data folder beside the source tree.
 std::string shared_data_dir();
 
+// The model a command uses when -m is absent: the project's trained model (models/, docs/trained-model.md).
+// $BITNET_MODEL when set; else <executable's folder>/../share/bitnet/models/ (after `cmake --install`), else
+// the source tree's models/ (a build tree). Error listing the places looked at when none has it.
+std::string default_model_path();
+// `path` when given, else default_model_path().
+std::string model_or_default(const std::string& path);
+
 }  // namespace bitnet::cli

@@ -4,11 +4,12 @@
 #include <limits>
 
 #include "bitnet/base/error.h"
+#include "commands.h"
 
 namespace bitnet::cli {
 
 void ModelFlags::add(CLI::App& app) {
-  app.add_option("-m,--model", model, "GGUF model file")->required();
+  app.add_option("-m,--model", model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
   app.add_option("-c,--ctx-size", n_ctx, "Context size in tokens (0: the model's, at most 4096)")->capture_default_str();
   app.add_option("-b,--batch-size", n_batch, "Tokens per forward pass while reading a prompt")
       ->capture_default_str()
@@ -26,6 +27,8 @@ void ModelFlags::add(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"f16", "q8"}));
 }
+
+std::string ModelFlags::path() const { return model_or_default(model); }
 
 SessionOptions ModelFlags::session_options() const {
   SessionOptions o;

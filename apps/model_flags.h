@@ -20,6 +20,7 @@ struct ModelFlags {
   std::string lm_head = "f16";
 
   void add(CLI::App& app);
+  std::string path() const;  // -m, else the default model
   SessionOptions session_options() const;
 };
 

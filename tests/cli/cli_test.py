@@ -52,7 +52,9 @@ class Cli(unittest.TestCase):
         run("validate", "--strict", path, check=1)  # the missing pre key is a warning
 
     def test_validate_flags_scaled_attn_norm(self):
-        path = self.synth()
+        # The 2B-4T width (4 layers): the real checkpoint's bands apply.
+        path = self.synth("ref.gguf", "--dim", "2560", "--hidden-dim", "6912", "--heads", "20",
+                          "--kv-heads", "5")
         off, t = tensor_data_offset(path, "blk.1.attn_norm.weight")
         n = t["shape"][0]
         with open(path, "r+b") as f:
@@ -116,7 +118,11 @@ class Cli(unittest.TestCase):
             lines = p.stderr.strip().splitlines()
             self.assertEqual(len(lines), 1, p.stderr)
             self.assertTrue(lines[0].startswith("bitnet: error: "), p.stderr)
-        self.assertNotEqual(run("inspect").returncode, 0)
+        # Without a file, inspect reads the default model; a missing one is an error naming what was tried.
+        env_missing = {**os.environ, "BITNET_MODEL": os.path.join(self.dir, "absent.gguf")}
+        p = subprocess.run([BITNET, "inspect"], capture_output=True, text=True, env=env_missing)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("absent.gguf", p.stderr)
         self.assertNotEqual(run("frobnicate").returncode, 0)
         self.assertNotEqual(run("synth", "-o", "x", "--layers", "many").returncode, 0)
         self.assertEqual(os.listdir(self.dir), [])  # failed synths left nothing behind
@@ -174,9 +180,11 @@ class Cli(unittest.TestCase):
             lines = p.stderr.strip().splitlines()
             self.assertEqual(len(lines), 1, p.stderr)
             self.assertIn(needle, lines[0])
-        p = run("bench", "-r", "1", "-p", "8", "-n", "0")
-        self.assertEqual(p.returncode, 1)
-        self.assertIn("bench needs -m MODEL or --synth PRESET", p.stderr)
+        # Without -m or --synth, bench measures the default model ($BITNET_MODEL overrides it).
+        p = subprocess.run([BITNET, "bench", "-r", "1", "-p", "8", "-n", "0", "--json"], capture_output=True,
+                           text=True, env={**os.environ, "BITNET_MODEL": path})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["tests"][0]["n_prompt"], 8)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,31 @@ bool ValidationReport::has(Severity s) const {
 
 namespace {
 
-// Plausible ternary scales: the real checkpoint's absmean scales are O(1) (about 1-2).
+// Two kinds of judgement. Models of the 2B-4T shape (below) are held to the real checkpoint's statistics:
+// its absmean scales are O(1) (about 1-2) and its norm gains follow norm_profile.h. Every other model is
+// held to plain sanity: finite, non-zero, and consistent within the file (a scale or gain far from the
+// others of its kind is what a misread tensor looks like), since the absolute size of a master weight or
+// a gain depends on how that model was trained (the project's trained model has scales near 0.02).
 constexpr double kScaleWarnLo = 0.2, kScaleWarnHi = 10.0, kScaleErrLo = 0.01, kScaleErrHi = 100.0;
-// Real ternary tensors have about one third zeros.
+// Elsewhere: a ternary scale this far (factor) from the file's median scale.
+constexpr double kScaleSpreadWarn = 30.0, kScaleSpreadErr = 1000.0;
+// Elsewhere: an attn_norm / ffn_norm mean |gamma| this far from the median of its kind across layers.
+constexpr double kNormSpreadWarn = 50.0;
+// Real ternary tensors have about one third zeros (absmean rounding of bell-shaped weights gives 0.31).
 constexpr double kZeroWarnLo = 0.15, kZeroWarnHi = 0.6;
+
+// The width of bitnet-b1.58-2B-4T (BITNET_FORMATS.md section 4); any depth, so short test models count.
+bool reference_shape(const ModelConfig& c) {
+  return c.info.arch == Arch::BitnetB158 && c.dim == 2560 && c.hidden_dim == 6912 && c.n_heads == 20 &&
+         c.n_kv_heads == 5;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
 
 bool allowed_type(const ArchInfo& a, TensorRole role, TensorType t) {
   switch (role) {
@@ -84,6 +105,9 @@ class Validator {
     const auto expected = expected_tensors(c);
     std::set<std::string> known;
     std::map<std::string, std::vector<std::pair<int, double>>> sub_norm_means;  // kind -> (layer, mean|g|)
+    std::map<std::string, std::vector<std::pair<std::string, double>>> norm_means;  // kind -> (tensor, mean|g|)
+    std::vector<std::pair<std::string, double>> scales;                           // (tensor, scale)
+    const bool ref = reference_shape(c);
     for (const ExpectedTensor& e : expected) {
       known.insert(e.name);
       const GgufTensorInfo* t = f_.tensor(e.name);
@@ -105,9 +129,14 @@ class Validator {
       const TensorStats s = tensor_stats(*t);
       if (s.nonfinite > 0)
         add(Severity::Error, "non-finite", e.name, "{} of {} values are NaN or infinite", s.nonfinite, s.count);
-      if (e.role == TensorRole::Linear && s.ternary) check_ternary(e.name, s);
+      if (e.role == TensorRole::Linear && s.ternary) {
+        check_ternary(e.name, s, ref);
+        if (s.scale_median > 0 && std::isfinite(s.scale_median)) scales.push_back({e.name, s.scale_median});
+      }
       if (e.role == TensorRole::Norm) {
-        check_norm(c, e, s);
+        if (ref) check_norm(c, e, s);
+        else check_norm_sanity(e, s);
+        norm_means[e.kind].push_back({e.name, s.mean_abs});
         if (e.kind == "attn_sub_norm" || e.kind == "ffn_sub_norm") sub_norm_means[e.kind].push_back({e.layer, s.mean_abs});
       }
       if (e.role == TensorRole::Embedding && (s.rms == 0 || s.rms > 100))
@@ -116,7 +145,13 @@ class Validator {
         add(Severity::Error, "scale-tensor", e.name, "scale {:.6g} is not a finite positive number", s.min);
     }
     if (c.tied_output) add(Severity::Info, "lm-head", "token_embd.weight", "no output.weight: the LM head is tied to token_embd");
-    for (const auto& [kind, means] : sub_norm_means) check_depth_growth(c, kind, means);
+    if (ref) {
+      for (const auto& [kind, means] : sub_norm_means) check_depth_growth(c, kind, means);
+    } else {
+      check_scale_spread(scales);
+      if (c.info.arch == Arch::BitnetB158)
+        for (const char* kind : {"attn_norm", "ffn_norm"}) check_norm_spread(kind, norm_means[kind]);
+    }
     for (const GgufTensorInfo& t : f_.tensors()) {
       if (known.count(t.name)) continue;
       if (t.name == "rope_freqs.weight")
@@ -127,7 +162,7 @@ class Validator {
     }
   }
 
-  void check_ternary(const std::string& name, const TensorStats& s) {
+  void check_ternary(const std::string& name, const TensorStats& s, bool ref) {
     const uint64_t valid = s.codes[0] + s.codes[1] + s.codes[2];
     if (s.codes[3] > 0)
       add(Severity::Error, "ternary-codes", name, "{} invalid ternary codes (2-bit code 3 or non-canonical TQ1_0 "
@@ -138,6 +173,8 @@ class Validator {
     const std::string what = s.n_scales == 1 ? "scale" : "median block scale";
     if (!(scale > 0))
       add(Severity::Error, "ternary-scale", name, "{} {:.6g} is not positive", what, scale);
+    else if (!ref)
+      ;  // judged against the file's other scales (check_scale_spread)
     else if (scale < kScaleErrLo || scale > kScaleErrHi)
       add(Severity::Error, "ternary-scale", name, "{} {:.6g} is implausible: absmean scales of real BitNet weights "
           "are about 1-2 (expected {}..{}); an inverted or misread scale looks like this", what, scale, kScaleErrLo,
@@ -169,6 +206,48 @@ class Validator {
     else if (m < b.warn_lo || m > b.warn_hi)
       add(Severity::Warning, "norm-range", e.name, "mean |gamma| {:.4g} is outside {:.3g}..{:.3g} seen for {} in the "
           "real 2B-4T checkpoint", m, b.warn_lo, b.warn_hi, e.kind);
+  }
+
+  // Not the 2B-4T shape: gains must be finite (checked above), not all zero, and not absurd.
+  void check_norm_sanity(const ExpectedTensor& e, const TensorStats& s) {
+    if (s.mean_abs == 0)
+      add(Severity::Error, "norm-range", e.name, "every gain is zero: the layer's output would be zero");
+    else if (s.mean_abs > 1e4)
+      add(Severity::Warning, "norm-range", e.name, "mean |gamma| {:.4g} is implausible", s.mean_abs);
+  }
+
+  // Not the 2B-4T shape: one per-tensor scale far from the rest is a misread or corrupted scale.
+  void check_scale_spread(const std::vector<std::pair<std::string, double>>& scales) {
+    if (scales.size() < 3) return;
+    std::vector<double> v;
+    for (const auto& p : scales) v.push_back(p.second);
+    const double med = median(v);
+    for (const auto& [name, scale] : scales) {
+      const double f = std::max(scale / med, med / scale);
+      if (f > kScaleSpreadErr)
+        add(Severity::Error, "ternary-scale", name, "scale {:.6g} is {:.3g}x away from the median {:.4g} of this "
+            "file's ternary scales; a misread or corrupted scale looks like this", scale, f, med);
+      else if (f > kScaleSpreadWarn)
+        add(Severity::Warning, "ternary-scale", name, "scale {:.6g} is {:.3g}x away from the median {:.4g} of this "
+            "file's ternary scales", scale, f, med);
+    }
+  }
+
+  // Not the 2B-4T shape: a layer's attn_norm or ffn_norm far from the same norm in the other layers (2B-4T's
+  // stay within a factor of 2.5 across depth; its sub-norms grow three decades, so they are not judged so).
+  void check_norm_spread(const char* kind, const std::vector<std::pair<std::string, double>>& means) {
+    if (means.size() < 3) return;
+    std::vector<double> v;
+    for (const auto& p : means) v.push_back(p.second);
+    const double med = median(v);
+    if (!(med > 0)) return;
+    for (const auto& [name, m] : means) {
+      if (!(m > 0)) continue;
+      const double f = std::max(m / med, med / m);
+      if (f > kNormSpreadWarn)
+        add(Severity::Warning, "norm-range", name, "mean |gamma| {:.4g} is {:.3g}x away from the median {:.4g} of "
+            "{} across layers", m, f, med, kind);
+    }
   }
 
   // In 2B-4T both sub-norms grow by two to three decades from the first layer to the last.
