@@ -204,8 +204,19 @@ class Tokenizer:
             "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
                 {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
                 {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
-            "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
-                               "use_regex": True},
+            # As Meta-Llama-3's: Hugging Face adds BOS with add_special_tokens (the engine reads
+            # tokenizer_config.json's add_bos_token instead).
+            "post_processor": {"type": "Sequence", "processors": [
+                {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+                {"type": "TemplateProcessing",
+                 "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                            {"Sequence": {"id": "A", "type_id": 0}}],
+                 "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                          {"Sequence": {"id": "A", "type_id": 0}},
+                          {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                          {"Sequence": {"id": "B", "type_id": 1}}],
+                 "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [self.bos_id],
+                                                          "tokens": ["<|begin_of_text|>"]}}}]},
             "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
             "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                       "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,

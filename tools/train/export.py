@@ -4,10 +4,10 @@ tokenizer.json, tokenizer_config.json with the chat template, generation_config.
 
 Scale snapping: each linear weight's absmean (the ternary scale `bitnet convert` derives) is made a value
 that fp16 represents, so I2_S (float32 scale) and TQ1_0/TQ2_0 (fp16 block scales) store the same scale
-and the three forms give bit-identical logits. The tensor is multiplied by t/s (t: the nearest fp16 value
-to its absmean s, a relative change below 2^-11) and rounded to bf16; then a few elements move by one
-bf16 step until mean|W| in double rounds to t in float32. The reference evaluation and the GGUF both read
-the exported weights, so they describe the same model.
+and the three forms give bit-identical logits. Elements move by one bf16 step each (largest steps first,
+each element at most once, spread evenly over the tensor) until mean|W| in double rounds to t in float32,
+t being the fp16 value nearest the absmean. The reference evaluation and the GGUF both read the exported
+weights, so they describe the same model.
 """
 
 import json
@@ -95,7 +95,8 @@ def write_safetensors(path, tensors, metadata):
     blobs = []
     for name in sorted(tensors):
         t = tensors[name].contiguous()
-        assert t.dtype == torch.bfloat16
+        if t.dtype != torch.bfloat16:
+            raise ValueError(f"tensor {name} is {t.dtype}; this writer stores bf16 only")
         raw = t.view(torch.int16).numpy().astype("<i2").tobytes()
         header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         offset += len(raw)
@@ -110,6 +111,7 @@ def write_safetensors(path, tensors, metadata):
 
 
 def read_safetensors(path):
+    """The bf16 tensors of a safetensors file (what write_safetensors writes)."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -118,8 +120,13 @@ def read_safetensors(path):
     for name, e in header.items():
         if name == "__metadata__":
             continue
-        assert e["dtype"] == "BF16", f"{name}: {e['dtype']}"
+        if e["dtype"] != "BF16":
+            raise ValueError(f"{path}: tensor {name} is {e['dtype']}, expected BF16")
         b, end = e["data_offsets"]
+        count = int(np.prod(e["shape"])) if e["shape"] else 1
+        if not (0 <= b <= end <= len(data)) or end - b != 2 * count:
+            raise ValueError(f"{path}: tensor {name} has data_offsets {e['data_offsets']} for shape {e['shape']} "
+                             f"in {len(data)} data bytes")
         a = np.frombuffer(data[b:end], dtype="<i2").copy()
         out[name] = torch.from_numpy(a).view(torch.bfloat16).reshape(e["shape"])
     return out

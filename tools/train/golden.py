@@ -21,7 +21,6 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpe  # noqa: E402
@@ -65,7 +64,7 @@ def load_model(hf_dir):
             state[f"layers.{i}.{ours}.weight"] = tensors[f"model.layers.{i}.{theirs}.weight"].float()
     model.load_state_dict(state)
     # Codes and scales from the bf16 values (converted to float32 exactly, as the converter reads them).
-    model.freeze_reference(None)
+    model.freeze_reference()
     model.eval()
     return cfg, model
 
@@ -97,17 +96,20 @@ def perplexity(model, tok, ids, n_ctx, max_chunks=0, batch=8):
 
 @torch.no_grad()
 def greedy(model, tok, prompt, n):
+    """Greedy decoding as `bitnet run --temp 0`: stops before an end-of-generation token (not included)."""
     ids = tok.encode(prompt, bos=True)
-    out, margins = [], []
+    out, margins, stop = [], [], "length"
     for _ in range(n):
         logits = model(torch.tensor([ids + out]), kv_round=kv_f16)[0, -1]
         top = torch.topk(logits, 2)
         nxt = int(top.indices[0])
         margins.append(float(top.values[0] - top.values[1]))
-        out.append(nxt)
         if nxt in (tok.eos_id, tok.eot_id):
+            stop = "eog"
             break
-    return {"prompt": prompt, "prompt_ids": ids, "ids": out, "text": tok.decode(out), "margins": margins}
+        out.append(nxt)
+    return {"prompt": prompt, "prompt_ids": ids, "ids": out, "stop": stop, "text": tok.decode(out),
+            "margins": margins}
 
 
 def sha256_file(path):

@@ -60,16 +60,17 @@ class BitLinear(nn.Module):
 
     def freeze_reference(self):
         codes, s = absmean_ternary(self.weight.data)
-        self.reference = (codes.float(), s)
+        self.reference = (codes.float(), torch.tensor(s, dtype=torch.float64).float())  # stored as float32
 
     def forward(self, x):
         if self.reference is None:
             return F.linear(act_quant_ste(x), weight_quant_ste(self.weight))
         codes, s = self.reference
         q, xs = act_quant_engine(x)
-        # Integer dot products are exact in float64; then y = dot / s_x * s_w as the engine scales them.
-        dot = F.linear(q.double(), codes.double())
-        return (dot / xs.double() * s).float()
+        # The integer dot products are exact in float32 (|sum| <= 128 * K < 2^24); then, as the engine's
+        # kernels do, y = float(dot) / s_x * s_w with two float32 roundings.
+        dot = F.linear(q, codes)
+        return dot / xs * s
 
 
 class RMSNorm(nn.Module):
@@ -77,9 +78,16 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.reference = False
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        if not self.reference:
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # The engine (kernels rmsnorm): sum of squares in double, mean rounded to float, 1 / sqrt(mean + eps)
+        # in float, then x * scale * g.
+        mean = x.double().pow(2).mean(-1, keepdim=True).float()
+        scale = 1.0 / torch.sqrt(mean + torch.tensor(self.eps, dtype=torch.float32))
+        return x * scale * self.weight
 
 
 def rope_tables(head_dim, n_pos, theta):
@@ -114,10 +122,10 @@ class Block(nn.Module):
         self.down = BitLinear(c["intermediate_size"], d)
 
     def forward(self, x, cos, sin, mask, kv_round=None):
-        B, T, _ = x.shape
+        B, T, _ = x.shape  # x: [B, T, d]
         h = self.attn_norm(x)
-        q = self.q(h).view(B, T, self.n_heads, self.hd).transpose(1, 2)
-        k = self.k(h).view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        q = self.q(h).view(B, T, self.n_heads, self.hd).transpose(1, 2)  # [B, H, T, hd]
+        k = self.k(h).view(B, T, self.n_kv, self.hd).transpose(1, 2)     # [B, H_kv, T, hd]
         v = self.v(h).view(B, T, self.n_kv, self.hd).transpose(1, 2)
         q, k = rope_neox(q, cos, sin), rope_neox(k, cos, sin)
         if kv_round is not None:  # the engine's F16 KV cache
@@ -145,7 +153,6 @@ class BitNet(nn.Module):
         cos, sin = rope_tables(hd, c["max_position_embeddings"], c["rope_theta"])
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
-        self.head_weight = None  # reference mode: the LM head as the GGUF stores it (F16)
 
     def init_weights(self, generator):
         for name, p in self.named_parameters():
@@ -158,18 +165,22 @@ class BitNet(nn.Module):
     def linears(self):
         return [m for m in self.modules() if isinstance(m, BitLinear)]
 
-    def freeze_reference(self, head_weight):
+    def freeze_reference(self):
+        """Reference mode (evaluation only): BitLinear and RMSNorm round as the engine does."""
         for m in self.linears():
             m.freeze_reference()
-        self.head_weight = head_weight
+        for m in self.modules():
+            if isinstance(m, RMSNorm):
+                m.reference = True
 
-    def forward(self, tokens, pos0=0, kv_round=None):
+    def forward(self, tokens, kv_round=None):
+        """tokens: [B, T] from position 0 (no cache). Returns logits [B, T, vocab]."""
         B, T = tokens.shape
+        if T > self.cos.shape[0]:
+            raise ValueError(f"{T} tokens exceed the context of {self.cos.shape[0]}")
         x = self.embed(tokens)
-        cos, sin = self.cos[pos0:pos0 + T], self.sin[pos0:pos0 + T]
+        cos, sin = self.cos[:T], self.sin[:T]
         mask = torch.full((T, T), float("-inf"), device=tokens.device).triu(1)
         for layer in self.layers:
             x = layer(x, cos, sin, mask, kv_round)
-        x = self.norm(x)
-        w = self.embed.weight if self.head_weight is None else self.head_weight
-        return F.linear(x, w)
+        return F.linear(self.norm(x), self.embed.weight)  # tied head

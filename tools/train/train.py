@@ -11,9 +11,7 @@ python3-numpy (apt); install libopenblas0-pthread too (the reference BLAS is ~10
 """
 
 import argparse
-import csv
 import hashlib
-import json
 import math
 import os
 import sys
@@ -105,10 +103,15 @@ def atomic_save(obj, path):
 
 
 def prepare(out, h):
-    """Tokenizer and token streams, cached in out/data.pt (the BPE takes a minute)."""
+    """Tokenizer and token streams, cached in out/data.pt (the BPE takes a few seconds); the cache is used only
+    when it was made from the same files and vocabulary size."""
     path = os.path.join(out, "data.pt")
+    hashes = {rel: read_text(rel)[1] for rel in TRAIN_FILES + [HELDOUT_FILE, WIKI_FILE]}
     if os.path.exists(path):
-        return torch.load(path)
+        data = torch.load(path)
+        if data.get("vocab_size") == h["vocab_size"] and {f["file"]: f["sha256"] for f in data["files"]} == hashes:
+            return data
+        print(f"{path} was made from other data or another vocabulary size: rebuilding it", flush=True)
     texts, files = [], []
     for rel in TRAIN_FILES:
         t, sha, n = read_text(rel)
@@ -130,8 +133,9 @@ def prepare(out, h):
         stream.append(tok.eos_id)
     held, _, held_bytes = read_text(HELDOUT_FILE)
     held_ids = tok.encode(held)
-    data = {"tokenizer": tok.save_state(), "stream": torch.tensor(stream, dtype=torch.int16),
-            "heldout": torch.tensor(held_ids, dtype=torch.int16), "files": files,
+    data = {"tokenizer": tok.save_state(), "vocab_size": h["vocab_size"],
+            "stream": torch.tensor(stream, dtype=torch.int32), "heldout": torch.tensor(held_ids, dtype=torch.int32),
+            "files": files,
             "train_bytes": sum(len(t.encode()) for t in texts), "heldout_bytes": held_bytes}
     atomic_save(data, path)
     print(f"data: {len(stream)} training tokens ({data['train_bytes'] / len(stream):.2f} bytes/token), "
@@ -205,6 +209,8 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": h["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=h["lr"], betas=(0.9, 0.95), eps=1e-8)
     step, elapsed = 0, 0.0
+    if args.export_only and not os.path.exists(ckpt_path):
+        sys.exit(f"train.py: --export-only needs a checkpoint, and {ckpt_path} does not exist")
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
         if ck["hparams"] != h:
@@ -214,6 +220,13 @@ def main():
         opt.load_state_dict(ck["optimizer"])
         step, elapsed = ck["step"], ck["elapsed"]
         print(f"resumed at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+        if not args.export_only and os.path.exists(log_path):
+            # Rows logged after the checkpoint are logged again as the resumed run reaches them.
+            with open(log_path) as f:
+                rows = f.read().splitlines()
+            keep = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= step]
+            with open(log_path, "w") as f:
+                f.write("\n".join(keep) + "\n")
     else:
         g = torch.Generator().manual_seed(h["seed"])
         model.init_weights(g)
@@ -261,7 +274,8 @@ def main():
     export_dir = os.path.join(args.out, "hf")
     export.write_hf_dir(export_dir, model, cfg, tok, h["long_seq_len"],
                         {"hparams": h, "step": step, "train_seconds": round(elapsed),
-                         "tokens_seen": tokens_seen(step, h), "files": data["files"],
+                         "tokens_seen": tokens_seen(step, h), "torch": torch.__version__,
+                         "files": data["files"],
                          "train_tokens": len(stream), "train_bytes": data["train_bytes"]})
     print(f"exported {export_dir}", flush=True)
 
