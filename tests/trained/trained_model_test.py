@@ -179,9 +179,39 @@ class Trained(unittest.TestCase):
                 run("eval", "-m", gguf, "--tokens", tokens, "--logits-out", out)
                 with open(out, "rb") as f:
                     logits[typ] = f.read()
+            # The same moves with `bitnet quantize` from the committed I2_S file (no --round-scales needed: the
+            # export made every scale fp16-exact).
+            for typ in ("tq2_0", "tq1_0"):
+                gguf = os.path.join(d, "q-" + typ + ".gguf")
+                run("quantize", MODEL, gguf, "--type", typ)
+                out = os.path.join(d, "q-" + typ + ".f32")
+                run("eval", "-m", gguf, "--tokens", tokens, "--logits-out", out)
+                with open(out, "rb") as f:
+                    logits["q-" + typ] = f.read()
             self.assertGreater(len(logits["i2_s"]), 0)
-            self.assertEqual(logits["tq2_0"], logits["i2_s"])
-            self.assertEqual(logits["tq1_0"], logits["i2_s"])
+            for typ in ("tq2_0", "tq1_0", "q-tq2_0", "q-tq1_0"):
+                self.assertEqual(logits[typ], logits["i2_s"], typ)
+
+    def test_installed_binary_finds_the_model(self):
+        # cmake --install into a fresh prefix, then run from / with no -m and no BITNET_MODEL.
+        build = os.path.dirname(os.path.dirname(BITNET))  # <build>/apps/bitnet
+        if not os.path.exists(os.path.join(build, "cmake_install.cmake")):
+            self.skipTest(f"{build} is not a CMake build folder")
+        with tempfile.TemporaryDirectory() as prefix:
+            p = subprocess.run(["cmake", "--install", build, "--prefix", prefix],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            exe = os.path.join(prefix, "bin", "bitnet")
+            env = {k: v for k, v in os.environ.items() if k != "BITNET_MODEL"}
+            g = self.golden["greedy"][1]
+            q = subprocess.run([exe, "run", "-p", g["prompt"], "-n", "8", "--temp", "0", "--json"], cwd="/", env=env,
+                               capture_output=True, text=True)
+            self.assertEqual(q.returncode, 0, q.stderr)
+            self.greedy_check({**g, "ids": g["ids"][:8]}, json.loads(q.stdout)["ids"])
+            info = json.loads(subprocess.run([exe, "inspect", "--json"], cwd="/", env=env, capture_output=True,
+                                             text=True).stdout)
+            self.assertEqual(os.path.realpath(info["file"]),
+                             os.path.realpath(os.path.join(prefix, "share", "bitnet", "models", "bitnet-austen-5m.gguf")))
 
 
 if __name__ == "__main__":
