@@ -23,6 +23,7 @@ CommandLine::CommandLine() : app("bitnet: inference engine for ternary (1.58-bit
   add("perplexity", "Perplexity of a text file (llama.cpp's method)", bitnet::cli::register_perplexity);
   add("trace", "Statistics of every named intermediate; compare two traces", bitnet::cli::register_trace);
   add("bench", "Prompt and generation throughput (like llama-bench)", bitnet::cli::register_bench);
+  add("serve", "OpenAI-compatible HTTP server with continuous batching", bitnet::cli::register_serve);
   add("matmul", "Apply one linear layer of a model to float32 rows (diagnostics)", bitnet::cli::register_matmul);
   add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
   add("eval", "Write the logits of every position of a token list (for comparison with other engines)",

@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev                             # JSON: --json output, tokenizer.json
   libcli11-dev                                   # command-line parsing (each flag declared once)
   libpcre2-dev                                   # Unicode regex for the LLaMA-3 pre-tokenizer
+  libcpp-httplib-dev                             # HTTP server of `bitnet serve` (as llama-server uses)
   libgtest-dev libgmock-dev                      # unit tests
   python3 python3-numpy                          # CLI tests, independent reference forward pass
   g++-aarch64-linux-gnu qemu-user                # ARM NEON table: cross-built and tested under emulation

@@ -1,0 +1,55 @@
+// bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [--api-key KEY]
+//              [--max-queue N] [--timeout S]: an OpenAI-compatible server (src/bitnet/server/).
+#include "bitnet/base/error.h"
+#include "bitnet/server/http_server.h"
+#include "commands.h"
+#include "model_flags.h"
+
+namespace bitnet::cli {
+
+Action register_serve(CLI::App& app) {
+  struct Opts {
+    ModelFlags model;
+    std::string host = "127.0.0.1", api_key;
+    int port = 8080, parallel = 4, max_queue = 64, timeout = 600, chunk = 128;
+    size_t max_body = 8u << 20;
+  };
+  auto o = std::make_shared<Opts>();
+  o->model.add(app);
+  app.add_option("--host", o->host, "Address to listen on (loopback by default)")->capture_default_str();
+  app.add_option("--port", o->port, "Port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--parallel", o->parallel, "Sequences decoding together, each in its own KV cache slot of -c tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (all endpoints but /health)");
+  app.add_option("--max-queue", o->max_queue, "Requests waiting for a slot; more get 503 with Retry-After")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--timeout", o->timeout, "Socket read/write timeout in seconds")->capture_default_str()->check(CLI::Range(1, 86400));
+  app.add_option("--chunk", o->chunk, "Prompt tokens per sequence per step (long prompts interleave with decoding)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
+  return [o]() {
+    const SessionOptions so = o->model.session_options();
+    ServerOptions s;
+    s.model_path = o->model.path();
+    s.load.act_quant = so.act_quant;
+    s.load.lm_head_q8 = so.lm_head_q8;
+    s.sched.parallel = o->parallel;
+    s.sched.n_ctx = so.n_ctx;
+    s.sched.n_batch = so.n_batch;
+    s.sched.chunk = o->chunk;
+    s.sched.max_queue = o->max_queue;
+    s.sched.threads = so.n_threads;
+    s.sched.kv_type = so.kv_type;
+    s.host = o->host;
+    s.port = o->port;
+    s.api_key = o->api_key;
+    s.timeout_s = o->timeout;
+    s.max_body = o->max_body;
+    return run_server(s);
+  };
+}
+
+}  // namespace bitnet::cli

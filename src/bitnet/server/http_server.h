@@ -1,0 +1,36 @@
+// `bitnet serve`: an OpenAI-compatible HTTP server over the continuous-batching Scheduler.
+//
+//   POST /v1/chat/completions, /v1/completions   (stream: server-sent events, then "data: [DONE]")
+//   GET  /v1/models, /health (503 while loading), /metrics (Prometheus text)
+//   POST /tokenize, /detokenize                  (llama-server's forms)
+//
+// Every error is an OpenAI error object {"error": {"message", "type", "param", "code"}} with its status.
+// HTTP is cpp-httplib (Debian libcpp-httplib-dev), as llama-server uses.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "bitnet/model/model.h"
+#include "bitnet/server/scheduler.h"
+
+namespace bitnet {
+
+struct ServerOptions {
+  std::string model_path;
+  LoadOptions load;
+  SchedulerOptions sched;
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0: any free port (the one taken is printed)
+  std::string api_key;             // non-empty: every endpoint but /health wants "Authorization: Bearer KEY"
+  int timeout_s = 600;             // socket read/write timeout
+  size_t max_body = 8u << 20;      // bytes; larger bodies get 413
+};
+
+// Binds, prints "bitnet serve: listening on http://HOST:PORT" to stderr, loads the model (/health answers
+// 503 until it is ready) and serves until SIGINT or SIGTERM. Returns the exit code; throws bitnet::Error
+// when the address cannot be bound or the model cannot be loaded.
+int run_server(const ServerOptions& opts);
+
+}  // namespace bitnet

@@ -1,0 +1,326 @@
+#include "bitnet/server/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "bitnet/base/error.h"
+
+namespace bitnet {
+
+namespace {
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Length of the longest suffix of `text` that is a proper prefix of a stop string (held back: the next
+// token may complete it). As generate.cc.
+size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
+  size_t keep = 0;
+  for (const std::string& s : stops)
+    for (size_t n = std::min(text.size(), s.size() - 1); n > keep; --n)
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+        keep = n;
+        break;
+      }
+  return keep;
+}
+
+// Log-probabilities of `id` and of the k most likely tokens under softmax(logits).
+void logprobs(const float* logits, int32_t n_vocab, int32_t id, int32_t k, TokenEvent* e) {
+  float mx = -INFINITY;
+  for (int32_t v = 0; v < n_vocab; ++v) mx = std::max(mx, logits[v]);
+  double sum = 0;
+  for (int32_t v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(logits[v] - mx));
+  const double lse = mx + std::log(sum);
+  e->logprob = static_cast<float>(logits[id] - lse);
+  if (k <= 0) return;
+  std::vector<std::pair<float, int32_t>> best;  // (logit, id), k largest, ties to the lower id
+  best.reserve(k + 1);
+  for (int32_t v = 0; v < n_vocab; ++v) {
+    if (static_cast<int32_t>(best.size()) == k && logits[v] <= best.back().first) continue;
+    auto it = std::upper_bound(best.begin(), best.end(), std::pair{logits[v], v},
+                               [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    best.insert(it, {logits[v], v});
+    if (static_cast<int32_t>(best.size()) > k) best.pop_back();
+  }
+  for (const auto& [l, v] : best) e->top.push_back({v, static_cast<float>(l - lse)});
+}
+
+}  // namespace
+
+void SchedulerMetrics::Histogram::add(double ms) {
+  int b = 0;
+  while (b < kBuckets && ms > kBounds[b]) ++b;
+  ++counts[b];
+  sum += ms;
+  ++n;
+}
+
+bool Job::next(TokenEvent* out) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !events_.empty() || finished_; });
+  if (events_.empty()) return false;
+  *out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void Job::push(TokenEvent e) {
+  {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+void Job::finish(JobResult r) {
+  {
+    std::lock_guard lock(mu_);
+    result_ = std::move(r);
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+Scheduler::Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts)
+    : model_(std::move(model)), opts_(opts) {
+  if (!model_->tokenizer()) fail("{}: the model has no vocabulary; the server needs one", model_->file().path());
+  if (opts.parallel < 1 || opts.parallel > 256) fail("--parallel {} is outside 1..256", opts.parallel);
+  int32_t n_ctx = opts.n_ctx;
+  if (n_ctx <= 0) n_ctx = static_cast<int32_t>(std::min<uint32_t>(model_->config().n_ctx_train, 4096));
+  if (n_ctx < 8 || n_ctx > (1 << 20)) fail("-c {} is outside 8..{}", n_ctx, 1 << 20);
+  opts_.n_batch = std::clamp(opts.n_batch, opts.parallel, 1 << 16);
+  opts_.chunk = std::clamp(opts.chunk, 1, opts_.n_batch);
+  cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type, opts.parallel);
+  pool_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
+  forward_ = std::make_unique<Forward>(*model_, *cache_, opts_.n_batch, *pool_);
+  slots_.resize(opts.parallel);
+  for (int32_t i = 0; i < opts.parallel; ++i) slots_[i].seq = i;
+  metrics_.kv_cells_total = static_cast<int64_t>(n_ctx) * opts.parallel;
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  JobResult r;
+  r.error = "the server is shutting down";
+  for (Slot& s : slots_)
+    if (s.job) s.job->finish(r);
+  for (auto& j : queue_) j->finish(r);
+}
+
+std::shared_ptr<Job> Scheduler::submit(ServeRequest req) {
+  auto job = std::make_shared<Job>();
+  job->req_ = std::move(req);
+  job->submitted_ms_ = now_ms();
+  {
+    std::lock_guard lock(mu_);
+    const int32_t free_slots = static_cast<int32_t>(slots_.size()) - active_;
+    if (static_cast<int32_t>(queue_.size()) >= opts_.max_queue + free_slots) return nullptr;
+    queue_.push_back(job);
+    metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return job;
+}
+
+SchedulerMetrics Scheduler::metrics() const {
+  std::lock_guard lock(mu_);
+  return metrics_;
+}
+
+void Scheduler::loop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || active_ > 0; });
+      if (stop_) return;
+    }
+    admit();
+    try {
+      step();
+    } catch (const std::exception& e) {
+      // A failure of the forward pass ends every running job with its message; the server goes on.
+      for (Slot& s : slots_)
+        if (s.job) finish(s, "", e.what());
+    }
+  }
+}
+
+// New jobs into free slots, each into the free slot sharing the longest prefix with its prompt.
+void Scheduler::admit() {
+  while (true) {
+    Slot* best = nullptr;
+    size_t best_common = 0;
+    std::shared_ptr<Job> job;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty()) return;
+      const std::vector<int32_t>& prompt = queue_.front()->req_.prompt;
+      for (Slot& s : slots_) {
+        if (s.job) continue;
+        size_t common = 0;
+        while (common < s.cached.size() && common < prompt.size() && s.cached[common] == prompt[common]) ++common;
+        if (!best || common > best_common) best = &s, best_common = common;
+      }
+      if (!best) return;
+      job = queue_.front();
+      queue_.pop_front();
+      metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+    }
+    Slot& s = *best;
+    const ServeRequest& r = job->req_;
+    if (job->cancelled()) {
+      job->finish({.finish_reason = "stop"});
+      continue;
+    }
+    if (r.prompt.empty() || static_cast<int32_t>(r.prompt.size()) >= n_ctx()) {
+      job->finish({.error = fmt::format("the prompt has {} tokens; the context holds {}", r.prompt.size(), n_ctx())});
+      continue;
+    }
+    // At least the last prompt token is evaluated again, for its logits.
+    const size_t keep = std::min(best_common, r.prompt.size() - 1);
+    s.cached.resize(keep);
+    cache_->set_length(s.seq, static_cast<int32_t>(keep));
+    s.job = job;
+    {
+      std::lock_guard lock(mu_);
+      ++active_;
+    }
+    s.prompt_done = keep;
+    s.pending = -1;
+    s.sampler = std::make_unique<Sampler>(r.sampling, static_cast<int32_t>(model_->config().vocab_size));
+    for (int32_t t : r.prompt) s.sampler->accept(t);  // prompt tokens count for the penalties, as in `run`
+    s.decoder = std::make_unique<TokenStreamDecoder>(*model_->tokenizer());
+    s.held.clear();
+    s.n_generated = 0;
+    s.n_cached = static_cast<int32_t>(keep);
+    s.first_token = true;
+    std::lock_guard lock(mu_);
+    metrics_.prompt_tokens += r.prompt.size();
+    metrics_.prompt_tokens_cached += keep;
+  }
+}
+
+void Scheduler::step() {
+  // Cancelled jobs leave before the step (their cache stays for prefix reuse).
+  for (Slot& s : slots_)
+    if (s.job && s.job->cancelled()) finish(s, "stop");
+
+  batch_.clear();
+  std::vector<Slot*> rows;  // the slot of each logits row, in batch order
+  for (Slot& s : slots_) {
+    if (!s.job || s.pending < 0) continue;
+    const int32_t pos = static_cast<int32_t>(s.cached.size());
+    batch_.push_back({s.pending, pos, s.seq, true});
+    s.cached.push_back(s.pending);
+    s.pending = -1;
+    rows.push_back(&s);
+  }
+  for (Slot& s : slots_) {
+    if (!s.job || s.prompt_done >= s.job->req_.prompt.size()) continue;
+    const std::vector<int32_t>& prompt = s.job->req_.prompt;
+    const int32_t room = opts_.n_batch - static_cast<int32_t>(batch_.size());
+    const int32_t n = std::min<int32_t>({room, opts_.chunk, static_cast<int32_t>(prompt.size() - s.prompt_done)});
+    for (int32_t j = 0; j < n; ++j) {
+      const bool last = s.prompt_done + 1 == prompt.size();
+      batch_.push_back({prompt[s.prompt_done], static_cast<int32_t>(s.prompt_done), s.seq, last});
+      s.cached.push_back(prompt[s.prompt_done]);
+      ++s.prompt_done;
+      if (last) rows.push_back(&s);
+    }
+  }
+  if (batch_.empty()) return;
+  const size_t V = model_->config().vocab_size;
+  logits_.resize(rows.size() * V);
+  forward_->eval(batch_, logits_.data());
+  for (size_t i = 0; i < rows.size(); ++i) on_logits(*rows[i], logits_.data() + i * V);
+
+  std::lock_guard lock(mu_);
+  ++metrics_.steps;
+  metrics_.active = active_;
+  int64_t used = 0;
+  for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
+  metrics_.kv_cells_used = used;
+}
+
+void Scheduler::on_logits(Slot& s, const float* row) {
+  Job& job = *s.job;
+  const ServeRequest& r = job.req_;
+  const Tokenizer& tok = *model_->tokenizer();
+  if (r.max_tokens >= 0 && s.n_generated >= r.max_tokens) return finish(s, "length");
+  const int32_t id = s.sampler->sample(row);
+  s.sampler->accept(id);
+  if (tok.is_eog(id)) return finish(s, "stop");
+
+  TokenEvent e;
+  e.id = id;
+  if (r.top_logprobs >= 0)
+    logprobs(row, static_cast<int32_t>(model_->config().vocab_size), id, r.top_logprobs, &e);
+  s.held += s.decoder->feed(id);
+  bool stopped = false;
+  size_t cut = std::string::npos;
+  for (const std::string& stop : r.stop) cut = std::min(cut, s.held.find(stop));
+  if (cut != std::string::npos) {
+    e.text = s.held.substr(0, cut);
+    s.held.clear();
+    stopped = true;
+  } else {
+    const size_t keep = held_back(s.held, r.stop);
+    e.text = s.held.substr(0, s.held.size() - keep);
+    s.held.erase(0, s.held.size() - keep);
+  }
+  ++s.n_generated;
+  const double t = now_ms();
+  {
+    std::lock_guard lock(mu_);
+    ++metrics_.generated_tokens;
+    if (s.first_token) metrics_.ttft.add(t - job.submitted_ms_);
+    else metrics_.itl.add(t - job.last_token_ms_);
+  }
+  s.first_token = false;
+  job.last_token_ms_ = t;
+  job.push(std::move(e));
+  if (stopped) return finish(s, "stop", "", /*release_held=*/false);
+  if (r.max_tokens >= 0 && s.n_generated >= r.max_tokens) return finish(s, "length");
+  if (static_cast<int32_t>(s.cached.size()) >= n_ctx()) return finish(s, "length");  // no room for the token
+  s.pending = id;
+}
+
+void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error, bool release_held) {
+  JobResult r;
+  r.finish_reason = reason;
+  r.error = error;
+  r.n_prompt = static_cast<int32_t>(s.job->req_.prompt.size());
+  r.n_cached = s.n_cached;
+  r.n_generated = s.n_generated;
+  // No stop string completed: what was held back for one is output after all (as `bitnet run` does).
+  if (release_held && error.empty() && s.decoder) r.tail = s.held + s.decoder->flush();
+  s.pending = -1;
+  s.held.clear();
+  std::shared_ptr<Job> job = std::move(s.job);
+  s.job = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    --active_;
+    metrics_.active = active_;
+  }
+  s.sampler.reset();
+  s.decoder.reset();
+  if (!error.empty()) {  // the cache of a failed step is not trusted
+    s.cached.clear();
+    cache_->set_length(s.seq, 0);
+  }
+  job->finish(std::move(r));
+}
+
+}  // namespace bitnet

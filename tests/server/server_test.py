@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""`bitnet serve` end to end, on loopback, with the trained default model: OpenAI response shapes, streaming,
+continuous batching (concurrent greedy requests give what each gives alone, which is what `bitnet run`
+gives), prefix reuse, cancellation on disconnect, the queue limit, the API key, and error objects.
+
+Usage: server_test.py BITNET_BINARY
+"""
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+BITNET = None
+
+
+class Server:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([BITNET, "serve", "--port", "0", "-t", "1", *args], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        self.port = None
+        deadline = time.time() + 60
+        lines = []
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+            if "ready" in line:
+                break
+        if self.port is None:
+            self.stop()
+            raise AssertionError("server did not start:\n" + "".join(lines))
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # keep the pipe drained
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError("server did not stop on SIGTERM")
+        self.proc.stderr.close()
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        c.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        return r.status, dict(r.getheaders()), text
+
+    def post(self, path, body, **kw):
+        status, headers, text = self.request("POST", path, body, **kw)
+        return status, headers, json.loads(text) if text else None
+
+    def stream(self, path, body):
+        """The events of a streaming request (parsed JSON) and whether [DONE] closed it."""
+        status, _, text = self.request("POST", path, body)
+        assert status == 200, text
+        events, done = [], False
+        for block in text.split("\n\n"):
+            if not block.strip():
+                continue
+            assert block.startswith("data: "), block
+            payload = block[len("data: "):]
+            if payload == "[DONE]":
+                done = True
+            else:
+                events.append(json.loads(payload))
+        return events, done
+
+    def metric(self, name):
+        _, _, text = self.request("GET", "/metrics")
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else None
+
+
+PROMPTS = ["It is a truth universally acknowledged, that", "In the beginning God created",
+           "Elizabeth looked at her sister and said,", "The evening was fine, and"]
+
+
+def run_greedy(prompt, n):
+    p = subprocess.run([BITNET, "run", "-p", prompt, "-n", str(n), "--temp", "0", "--json", "-t", "1"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)
+
+
+class Serve(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Server("--parallel", "4")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.stop()
+
+    def test_health_models_tokenize(self):
+        status, _, text = self.s.request("GET", "/health")
+        self.assertEqual((status, json.loads(text)), (200, {"status": "ok"}))
+        status, _, models = self.s.post("/tokenize", {"content": "Anne"})
+        self.assertEqual(status, 200)
+        status, _, back = self.s.post("/detokenize", {"tokens": models["tokens"]})
+        self.assertEqual(back, {"content": "Anne"})
+        status, _, text = self.s.request("GET", "/v1/models")
+        j = json.loads(text)
+        self.assertEqual(j["object"], "list")
+        self.assertEqual(j["data"][0]["object"], "model")
+
+    def test_completion_equals_bitnet_run(self):
+        want = run_greedy(PROMPTS[0], 24)
+        status, _, j = self.s.post("/v1/completions", {"prompt": PROMPTS[0], "max_tokens": 24, "temperature": 0})
+        self.assertEqual(status, 200, j)
+        self.assertEqual(j["object"], "text_completion")
+        self.assertEqual(j["choices"][0]["text"], want["text"])
+        self.assertEqual(j["choices"][0]["finish_reason"], "length")
+        self.assertEqual(j["usage"]["prompt_tokens"], len(want["prompt_ids"]))
+        self.assertEqual(j["usage"]["completion_tokens"], 24)
+        # Token ids as the prompt give the same.
+        status, _, k = self.s.post("/v1/completions", {"prompt": want["prompt_ids"], "max_tokens": 24,
+                                                       "temperature": 0})
+        self.assertEqual(k["choices"][0]["text"], want["text"])
+
+    def test_concurrent_requests_match_sequential(self):
+        # Continuous batching: four greedy streams decoding together give what each gives alone.
+        want = [run_greedy(p, 32)["text"] for p in PROMPTS]
+        got = [None] * len(PROMPTS)
+
+        def one(i):
+            events, done = self.s.stream("/v1/completions", {"prompt": PROMPTS[i], "max_tokens": 32,
+                                                             "temperature": 0, "stream": True})
+            got[i] = "".join(e["choices"][0]["text"] for e in events if e["choices"])
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(PROMPTS))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(got, want)
+
+    def test_chat_stream_shape_and_usage(self):
+        body = {"messages": [{"role": "system", "content": "You are Jane Austen."},
+                             {"role": "user", "content": "Describe Bath."}],
+                "max_completion_tokens": 12, "stream": True, "stream_options": {"include_usage": True},
+                "temperature": 0.7, "seed": 5}
+        events, done = self.s.stream("/v1/chat/completions", body)
+        self.assertTrue(done)
+        self.assertEqual(events[0]["choices"][0]["delta"]["role"], "assistant")
+        self.assertTrue(all(e["object"] == "chat.completion.chunk" for e in events))
+        finals = [e for e in events if e["choices"] and e["choices"][0]["finish_reason"]]
+        self.assertEqual(len(finals), 1)
+        self.assertEqual(finals[0]["choices"][0]["finish_reason"], "length")
+        usage = events[-1]["usage"]
+        self.assertEqual(events[-1]["choices"], [])
+        self.assertEqual(usage["completion_tokens"], 12)
+        text = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+        # The same seed gives the same text, streamed or not.
+        body["stream"] = False
+        status, _, j = self.s.post("/v1/chat/completions", body)
+        self.assertEqual(j["choices"][0]["message"]["content"], text)
+        self.assertEqual(j["choices"][0]["message"]["role"], "assistant")
+
+    def test_next_turn_reuses_the_cache(self):
+        msgs = [{"role": "user", "content": "Tell me about Mr. Knightley."}]
+        _, _, a = self.s.post("/v1/chat/completions", {"messages": msgs, "max_tokens": 16, "temperature": 0})
+        msgs += [{"role": "assistant", "content": a["choices"][0]["message"]["content"]},
+                 {"role": "user", "content": "And Emma?"}]
+        _, _, b = self.s.post("/v1/chat/completions", {"messages": msgs, "max_tokens": 4, "temperature": 0})
+        cached = b["usage"]["prompt_tokens_details"]["cached_tokens"]
+        self.assertGreater(cached, a["usage"]["prompt_tokens"] - 1)
+
+    def test_stop_strings_and_logprobs(self):
+        want = run_greedy(PROMPTS[1], 40)["text"]
+        stop = want[10:14]
+        cut = want.find(stop)
+        _, _, j = self.s.post("/v1/completions", {"prompt": PROMPTS[1], "max_tokens": 40, "temperature": 0,
+                                                  "stop": [stop], "logprobs": 2})
+        self.assertEqual(j["choices"][0]["text"], want[:cut])
+        self.assertEqual(j["choices"][0]["finish_reason"], "stop")
+        lp = j["choices"][0]["logprobs"]
+        self.assertEqual(len(lp["tokens"]), len(lp["token_logprobs"]))
+        for chosen, top in zip(lp["token_logprobs"], lp["top_logprobs"]):
+            self.assertLessEqual(chosen, 0)
+            self.assertEqual(len(top), 2)
+            self.assertAlmostEqual(chosen, max(top.values()), places=4)  # greedy takes the best
+        _, _, c = self.s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                                                       "max_tokens": 3, "logprobs": True, "top_logprobs": 3})
+        content = c["choices"][0]["logprobs"]["content"]
+        self.assertEqual(len(content), 3)
+        self.assertEqual(len(content[0]["top_logprobs"]), 3)
+
+    def test_bad_requests_are_openai_errors(self):
+        cases = [
+            ({"prompt": "x", "n": 2}, 400, "n"),
+            ({"prompt": "x", "temperature": "hot"}, 400, "temperature"),
+            ({"prompt": "x", "max_tokens": -1}, 400, "max_tokens"),
+            ({"prompt": "x", "stop": [1]}, 400, "stop"),
+            ({"prompt": "x", "stream": "yes"}, 400, "stream"),
+            ({"max_tokens": 3}, 400, "prompt"),
+            ({"prompt": [1, 999999]}, 400, "prompt"),
+            ({"prompt": "x " * 2000}, 400, "prompt"),
+        ]
+        for body, status, param in cases:
+            st, _, j = self.s.post("/v1/completions", body)
+            self.assertEqual(st, status, (body, j))
+            self.assertEqual(j["error"]["param"], param, j)
+            self.assertIn("message", j["error"])
+        st, _, j = self.s.post("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]})
+        self.assertEqual((st, j["error"]["param"]), (400, "messages[0].role"))
+        st, _, text = self.s.request("POST", "/v1/completions", raw="{not json")
+        self.assertEqual(st, 400)
+        self.assertIn("not valid JSON", json.loads(text)["error"]["message"])
+        st, _, text = self.s.request("GET", "/v1/nothing")
+        self.assertEqual(st, 404)
+        # Unknown fields are ignored.
+        st, _, j = self.s.post("/v1/completions", {"prompt": "x", "max_tokens": 1, "frobnicate": {"a": 1}})
+        self.assertEqual(st, 200, j)
+
+    def test_disconnect_cancels(self):
+        body = json.dumps({"prompt": PROMPTS[2], "max_tokens": 400, "stream": True, "temperature": 0})
+        sock = socket.create_connection(("127.0.0.1", self.s.port))
+        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        sock.recv(4096)  # the headers and the first events
+        sock.close()
+        deadline = time.time() + 30
+        while time.time() < deadline and self.s.metric("bitnet_active_sequences") != 0:
+            time.sleep(0.1)
+        self.assertEqual(self.s.metric("bitnet_active_sequences"), 0)
+        generated = self.s.metric("bitnet_generated_tokens_total")
+        time.sleep(0.5)
+        self.assertEqual(self.s.metric("bitnet_generated_tokens_total"), generated)
+
+    def test_metrics(self):
+        self.s.post("/v1/completions", {"prompt": "x", "max_tokens": 2})
+        _, headers, text = self.s.request("GET", "/metrics")
+        for name in ("bitnet_requests_total{endpoint=\"/v1/completions\",status=\"200\"}",
+                     "bitnet_time_to_first_token_seconds_bucket", "bitnet_inter_token_latency_seconds_count",
+                     "bitnet_queue_depth", "bitnet_active_sequences", "bitnet_kv_cache_cells_used",
+                     "bitnet_prompt_tokens_total", "bitnet_generated_tokens_total"):
+            self.assertIn(name, text)
+
+
+class Limits(unittest.TestCase):
+    def test_queue_full_is_503_with_retry_after(self):
+        s = Server("--parallel", "1", "--max-queue", "0")
+        try:
+            body = {"prompt": PROMPTS[0], "max_tokens": 300, "stream": True, "temperature": 0}
+            t = threading.Thread(target=s.stream, args=("/v1/completions", body))
+            t.start()
+            deadline = time.time() + 30
+            while time.time() < deadline and s.metric("bitnet_active_sequences") != 1:
+                time.sleep(0.02)
+            st, headers, j = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1})
+            self.assertEqual(st, 503, j)
+            self.assertEqual(headers.get("Retry-After"), "1")
+            self.assertEqual(j["error"]["code"], "queue_full")
+            t.join()
+        finally:
+            s.stop()
+
+    def test_body_over_the_limit_is_413(self):
+        s = Server("--max-body", "1000")
+        try:
+            st, _, text = s.request("POST", "/v1/completions", raw=json.dumps({"prompt": "x" * 2000}))
+            self.assertEqual(st, 413)
+            self.assertEqual(json.loads(text)["error"]["code"], "request_too_large")
+        finally:
+            s.stop()
+
+    def test_api_key(self):
+        s = Server("--api-key", "sesame")
+        try:
+            st, _, j = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1})
+            self.assertEqual(st, 401)
+            self.assertEqual(j["error"]["code"], "invalid_api_key")
+            st, _, j = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1},
+                              headers={"Authorization": "Bearer wrong"})
+            self.assertEqual(st, 401)
+            st, _, j = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1},
+                              headers={"Authorization": "Bearer sesame"})
+            self.assertEqual(st, 200, j)
+            self.assertEqual(s.request("GET", "/health")[0], 200)  # open for load balancers
+        finally:
+            s.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    BITNET = os.path.abspath(sys.argv.pop(1))
+    unittest.main(argv=[sys.argv[0], "-v"])
