@@ -50,6 +50,8 @@ class Server:
                 self.proc.kill()
                 raise AssertionError("server did not stop on SIGTERM")
         self.proc.stderr.close()
+        # SIGTERM is a clean stop: exit status 0 (under the sanitizers, also no leak or error at exit).
+        assert self.proc.returncode == 0, f"server exited with {self.proc.returncode}"
 
     def request(self, method, path, body=None, headers=None, raw=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -221,6 +223,11 @@ class Serve(unittest.TestCase):
         self.assertIn("not valid JSON", json.loads(text)["error"]["message"])
         st, _, text = self.s.request("GET", "/v1/nothing")
         self.assertEqual(st, 404)
+        self.assertEqual(json.loads(text)["error"]["type"], "not_found_error")
+        st, headers, text = self.s.request("GET", "/v1/completions")
+        self.assertEqual((st, headers.get("Allow")), (405, "POST"))
+        st, headers, text = self.s.request("POST", "/health", {})
+        self.assertEqual((st, headers.get("Allow")), (405, "GET"))
         # Unknown fields are ignored.
         st, _, j = self.s.post("/v1/completions", {"prompt": "x", "max_tokens": 1, "frobnicate": {"a": 1}})
         self.assertEqual(st, 200, j)

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -170,6 +171,15 @@ Common common_fields(const Fields& f, bool chat) {
   return c;
 }
 
+// Equality that takes the same time wherever the strings first differ (API keys).
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i)
+    diff |= static_cast<unsigned char>((i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
 std::string random_id(const char* prefix) {
   static std::atomic<uint64_t> counter{0};
   const uint64_t t = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -192,6 +202,10 @@ class RequestCounter {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> counts_;
 };
+
+const std::set<std::string> kGetPaths = {"/health", "/metrics", "/v1/models", "/models"};
+const std::set<std::string> kPostPaths = {"/v1/chat/completions", "/chat/completions", "/v1/completions",
+                                          "/completions", "/tokenize", "/detokenize"};
 
 class Server {
  public:
@@ -523,7 +537,7 @@ void Server::routes() {
   // Authentication before routing; /health stays open for load balancers.
   http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (o_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + o_.api_key)
+    if (constant_time_equal(req.get_header_value("Authorization"), "Bearer " + o_.api_key))
       return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, {401, "missing or wrong API key (send 'Authorization: Bearer KEY')", "", "authentication_error",
                      "invalid_api_key"});
@@ -532,21 +546,23 @@ void Server::routes() {
   // Errors httplib answers itself (no route, body too large, ...) get an OpenAI error body too.
   http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 413)
+    if (res.status == 413) {
       send_error(res, {413, fmt::format("the request body exceeds {} bytes", o_.max_body), "", "invalid_request_error",
                        "request_too_large"});
-    else if (res.status == 404)
+    } else if (res.status == 404 && (kGetPaths.count(req.path) || kPostPaths.count(req.path))) {
+      const char* allow = kGetPaths.count(req.path) ? "GET" : "POST";
+      send_error(res, {405, fmt::format("{} takes {}, not {}", req.path, allow, req.method), "", "invalid_request_error",
+                       "method_not_allowed"});
+      res.set_header("Allow", allow);
+    } else if (res.status == 404) {
       send_error(res, {404, fmt::format("no endpoint {} {}", req.method, req.path), "", "not_found_error"});
-    else
+    } else {
       send_error(res, {res.status, fmt::format("HTTP {}", res.status), "", "invalid_request_error"});
+    }
   });
   http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    static const char* known[] = {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
-                                  "/v1/models", "/models", "/health", "/metrics", "/tokenize", "/detokenize"};
-    std::string endpoint = "other";
-    for (const char* k : known)
-      if (req.path == k) endpoint = k;
-    requests_.add(endpoint, res.status);
+    const bool known = kGetPaths.count(req.path) || kPostPaths.count(req.path);
+    requests_.add(known ? req.path : "other", res.status);
   });
 }
 
