@@ -226,6 +226,9 @@ class Server {
   httplib::Server http_;
   std::unique_ptr<Scheduler> sched_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};  // a stop signal came: refuse new requests, finish the others
+  std::atomic<bool> quitting_{false};  // the signal thread is woken to exit, not to drain
+  static constexpr int kDrainSeconds = 30;
   std::string model_id_;
   ChatTemplate template_ = ChatTemplate::Bitnet;
   int64_t created_ = 0;
@@ -480,6 +483,10 @@ void Server::routes() {
     return [this, fn](const httplib::Request& req, httplib::Response& res) {
       try {
         if (!ready_) throw HttpError{503, "the model is loading", "", "unavailable_error"};
+        if (draining_) {
+          res.set_header("Retry-After", "1");
+          throw HttpError{503, "the server is shutting down", "", "unavailable_error", "shutting_down"};
+        }
         fn(req, res);
       } catch (const HttpError& e) {
         send_error(res, e);
@@ -489,6 +496,7 @@ void Server::routes() {
     };
   };
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining_) return send_error(res, {503, "the server is shutting down", "", "unavailable_error"});
     if (ready_) return res.set_content(R"({"status":"ok"})", "application/json");
     send_error(res, {503, "the model is loading", "", "unavailable_error"});
   });
@@ -595,10 +603,20 @@ int Server::run() {
   }
   std::fprintf(stderr, "bitnet serve: listening on http://%s:%d\n", o_.host.c_str(), port);
   std::thread listener([this] { http_.listen_after_bind(); });
+  // SIGINT/SIGTERM: new requests get 503 (and /health, so load balancers stop sending), requests in
+  // flight finish, at most kDrainSeconds, then the listener closes and what is left is cancelled.
   std::thread signals([this, set] {
     int sig = 0;
     sigwait(&set, &sig);
-    std::fprintf(stderr, "bitnet serve: signal %d, stopping\n", sig);
+    if (quitting_) return;
+    std::fprintf(stderr, "bitnet serve: signal %d: finishing requests in flight, then stopping\n", sig);
+    draining_ = true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kDrainSeconds);
+    while (ready_ && std::chrono::steady_clock::now() < deadline) {
+      const SchedulerMetrics m = sched_->metrics();
+      if (m.active == 0 && m.queue_depth == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     http_.stop();
   });
 
@@ -613,6 +631,7 @@ int Server::run() {
     sched_ = std::make_unique<Scheduler>(std::move(model), o_.sched);
   } catch (...) {
     http_.stop();
+    quitting_ = true;
     pthread_kill(signals.native_handle(), SIGTERM);
     listener.join();
     signals.join();
@@ -623,10 +642,11 @@ int Server::run() {
   std::fprintf(stderr, "bitnet serve: model %s ready (%d slots of %d tokens)\n", model_id_.c_str(), sched_->parallel(),
                sched_->n_ctx());
   listener.join();
-  if (signals.joinable()) {
+  if (!draining_) {  // the listener ended on its own: release the signal thread
+    quitting_ = true;
     pthread_kill(signals.native_handle(), SIGTERM);
-    signals.join();
   }
+  signals.join();
   sched_.reset();
   return 0;
 }

@@ -69,6 +69,11 @@ bool Job::next(TokenEvent* out) {
   return true;
 }
 
+size_t Job::backlog() {
+  std::lock_guard lock(mu_);
+  return events_.size();
+}
+
 void Job::push(TokenEvent e) {
   {
     std::lock_guard lock(mu_);
@@ -219,7 +224,7 @@ void Scheduler::step() {
   batch_.clear();
   std::vector<Slot*> rows;  // the slot of each logits row, in batch order
   for (Slot& s : slots_) {
-    if (!s.job || s.pending < 0) continue;
+    if (!s.job || s.pending < 0 || s.job->backlog() >= kMaxBacklog) continue;
     const int32_t pos = static_cast<int32_t>(s.cached.size());
     batch_.push_back({s.pending, pos, s.seq, true});
     s.cached.push_back(s.pending);
@@ -239,7 +244,11 @@ void Scheduler::step() {
       if (last) rows.push_back(&s);
     }
   }
-  if (batch_.empty()) return;
+  if (batch_.empty()) {  // every sequence waits for its client
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(1));
+    return;
+  }
   const size_t V = model_->config().vocab_size;
   logits_.resize(rows.size() * V);
   forward_->eval(batch_, logits_.data());

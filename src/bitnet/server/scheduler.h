@@ -7,6 +7,9 @@
 // steps; the slot whose cached tokens share the longest prefix with the new prompt is chosen and that
 // prefix is not evaluated again (the next turn of a chat reuses the previous turn's cache).
 //
+// A sequence whose client has not taken kMaxBacklog of its tokens yet waits (a slow or vanished client does
+// not make the server compute far ahead; a vanished one is noticed when its next token cannot be sent).
+//
 // Threads: submit() and Job's methods are called from HTTP threads; everything else runs on the
 // scheduler's own thread, which owns the model's cache, the forward pass and the samplers.
 #pragma once
@@ -67,6 +70,8 @@ class Job {
   bool cancelled() const { return cancelled_.load(); }
   // Valid after next() returned false.
   const JobResult& result() const { return result_; }
+  // Tokens generated but not yet taken by next().
+  size_t backlog();
 
  private:
   friend class Scheduler;
@@ -112,6 +117,8 @@ struct SchedulerMetrics {
 
 class Scheduler {
  public:
+  static constexpr size_t kMaxBacklog = 16;
+
   Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts);
   ~Scheduler();  // stops the thread; unfinished jobs end with an error
   Scheduler(const Scheduler&) = delete;
