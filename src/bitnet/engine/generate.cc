@@ -12,8 +12,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// Length of the longest suffix of `text` that is a proper prefix of some stop string: those bytes must
-// be held back, since the next token may complete the stop string.
+}  // namespace
+
 size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
   size_t keep = 0;
   for (const std::string& s : stops)
@@ -24,8 +24,6 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
       }
   return keep;
 }
-
-}  // namespace
 
 GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<bool(std::string_view)>& on_text) {

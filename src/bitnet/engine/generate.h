@@ -26,6 +26,10 @@ struct GenerateResult {
   std::string stop_reason;          // "eog", "stop", "length", "context"
 };
 
+// Length of the longest suffix of `text` that is a proper prefix of some (non-empty) stop string: those
+// bytes are held back, since the next token may complete the stop string.
+size_t held_back(std::string_view text, const std::vector<std::string>& stops);
+
 // Streams text pieces to `on_text` as they become final (stop strings are held back until they can no
 // longer match). `on_text` returning false stops generation. The prompt is evaluated after reusing the
 // longest prefix already in the session's cache.

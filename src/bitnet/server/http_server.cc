@@ -446,14 +446,15 @@ std::string Server::metrics_text() const {
     out += fmt::format("bitnet_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
   if (!ready_) return out;
   const SchedulerMetrics m = sched().metrics();
-  metric("bitnet_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
-  out += fmt::format("bitnet_prompt_tokens_total {}\n", m.prompt_tokens);
-  metric("bitnet_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache.");
-  out += fmt::format("bitnet_prompt_tokens_cached_total {}\n", m.prompt_tokens_cached);
-  metric("bitnet_generated_tokens_total", "counter", "Generated tokens.");
-  out += fmt::format("bitnet_generated_tokens_total {}\n", m.generated_tokens);
-  metric("bitnet_batch_steps_total", "counter", "Forward passes of the scheduler.");
-  out += fmt::format("bitnet_batch_steps_total {}\n", m.steps);
+  auto scalar = [&](const char* name, const char* type, const char* help, auto value) {
+    metric(name, type, help);
+    out += fmt::format("{} {}\n", name, value);
+  };
+  scalar("bitnet_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", m.prompt_tokens);
+  scalar("bitnet_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache.",
+         m.prompt_tokens_cached);
+  scalar("bitnet_generated_tokens_total", "counter", "Generated tokens.", m.generated_tokens);
+  scalar("bitnet_batch_steps_total", "counter", "Forward passes of the scheduler.", m.steps);
   auto histogram = [&](const char* name, const char* help, const SchedulerMetrics::Histogram& h) {
     metric(name, "histogram", help);
     uint64_t cum = 0;
@@ -466,14 +467,10 @@ std::string Server::metrics_text() const {
   };
   histogram("bitnet_time_to_first_token_seconds", "From submission to the first generated token.", m.ttft);
   histogram("bitnet_inter_token_latency_seconds", "Between consecutive tokens of one request.", m.itl);
-  metric("bitnet_queue_depth", "gauge", "Requests waiting for a slot.");
-  out += fmt::format("bitnet_queue_depth {}\n", m.queue_depth);
-  metric("bitnet_active_sequences", "gauge", "Sequences holding a slot.");
-  out += fmt::format("bitnet_active_sequences {}\n", m.active);
-  metric("bitnet_kv_cache_cells_used", "gauge", "KV cache positions holding tokens, over all slots.");
-  out += fmt::format("bitnet_kv_cache_cells_used {}\n", m.kv_cells_used);
-  metric("bitnet_kv_cache_cells_total", "gauge", "KV cache positions, over all slots.");
-  out += fmt::format("bitnet_kv_cache_cells_total {}\n", m.kv_cells_total);
+  scalar("bitnet_queue_depth", "gauge", "Requests waiting for a slot.", m.queue_depth);
+  scalar("bitnet_active_sequences", "gauge", "Sequences holding a slot.", m.active);
+  scalar("bitnet_kv_cache_cells_used", "gauge", "KV cache positions holding tokens, over all slots.", m.kv_cells_used);
+  scalar("bitnet_kv_cache_cells_total", "gauge", "KV cache positions, over all slots.", m.kv_cells_total);
   return out;
 }
 

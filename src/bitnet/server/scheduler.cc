@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "bitnet/base/error.h"
+#include "bitnet/engine/generate.h"
 
 namespace bitnet {
 
@@ -14,19 +15,6 @@ namespace {
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Length of the longest suffix of `text` that is a proper prefix of a stop string (held back: the next
-// token may complete it). As generate.cc.
-size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
-  size_t keep = 0;
-  for (const std::string& s : stops)
-    for (size_t n = std::min(text.size(), s.size() - 1); n > keep; --n)
-      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
-        keep = n;
-        break;
-      }
-  return keep;
 }
 
 // Log-probabilities of `id` and of the k most likely tokens under softmax(logits).
