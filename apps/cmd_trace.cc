@@ -127,7 +127,8 @@ Action register_trace(CLI::App& app) {
   return [o]() {
     if (!o->compare.empty()) return compare(o->compare[0], o->compare[1], o->tol);
     if (o->prompt.empty()) fail("trace needs -p PROMPT (or --compare A B)");
-    Session s(o->model.path(), o->model.session_options());
+    const std::string path = o->model.path();
+    Session s(path, o->model.session_options());
     const Tokenizer& tok = s.tokenizer();
     const auto ids = tok.encode(o->prompt, !o->no_bos && tok.add_bos_default(), false);
     Collector col;
@@ -139,7 +140,7 @@ Action register_trace(CLI::App& app) {
     } catch (const FirstNonFinite& f) {
       bad = f;
     }
-    json out{{"model", o->model.path()}, {"tokens", ids}};
+    json out{{"model", path}, {"tokens", ids}};
     json entries = json::array();
     for (const Stat& st : col.stats()) entries.push_back(stat_json(st));
     out["entries"] = entries;

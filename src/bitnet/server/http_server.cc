@@ -218,6 +218,7 @@ class Server {
   void completion(const httplib::Request& req, httplib::Response& res, bool chat);
   void stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat, bool include_usage, bool logprobs);
   json logprob_entry(const TokenEvent& e, bool chat) const;
+  json legacy_top(const TokenEvent& e) const;  // /v1/completions' {token text: logprob} of the top ids
   std::string metrics_text() const;
   Scheduler& sched() const { return *sched_; }
   const Tokenizer& tok() const { return *sched_->model().tokenizer(); }
@@ -249,6 +250,12 @@ json Server::logprob_entry(const TokenEvent& e, bool chat) const {
     j["top_logprobs"] = top;
   }
   return j;
+}
+
+json Server::legacy_top(const TokenEvent& e) const {
+  json top = json::object();
+  for (const auto& [id, lp] : e.top) top[tok().decode(std::vector<int32_t>{id})] = lp;
+  return top;
 }
 
 void Server::completion(const httplib::Request& req, httplib::Response& res, bool chat) {
@@ -335,9 +342,7 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
         offsets.push_back(text.size());
         tokens.push_back(tok().decode(std::vector<int32_t>{e.id}));
         token_lps.push_back(e.logprob);
-        json top = json::object();
-        for (const auto& [id, lp] : e.top) top[tok().decode(std::vector<int32_t>{id})] = lp;
-        tops.push_back(top);
+        tops.push_back(legacy_top(e));
       }
     }
     text += e.text;
@@ -388,10 +393,8 @@ void Server::stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat,
             choice["text"] = text;
             json lp;
             if (logprobs && e) {
-              json top = json::object();
-              for (const auto& [tid, l] : e->top) top[tok().decode(std::vector<int32_t>{tid})] = l;
               lp = {{"tokens", {tok().decode(std::vector<int32_t>{e->id})}}, {"token_logprobs", {e->logprob}},
-                    {"top_logprobs", {top}}};
+                    {"top_logprobs", {legacy_top(*e)}}};
             }
             choice["logprobs"] = lp;
           }
