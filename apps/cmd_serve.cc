@@ -1,5 +1,5 @@
 // bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [--api-key KEY]
-//              [--max-queue N] [--timeout S]: an OpenAI-compatible server (src/bitnet/server/).
+//              [--max-queue N] [--timeout S] [-n MAX_TOKENS] [--chunk N] [--max-body BYTES]: an OpenAI-compatible server (src/bitnet/server/).
 #include "bitnet/base/error.h"
 #include "bitnet/server/http_server.h"
 #include "commands.h"
@@ -11,7 +11,7 @@ Action register_serve(CLI::App& app) {
   struct Opts {
     ModelFlags model;
     std::string host = "127.0.0.1", api_key;
-    int port = 8080, parallel = 4, max_queue = 64, timeout = 600, chunk = 128;
+    int port = 8080, parallel = 4, max_queue = 64, timeout = 600, chunk = 128, max_tokens = -1;
     size_t max_body = 8u << 20;
   };
   auto o = std::make_shared<Opts>();
@@ -29,6 +29,10 @@ Action register_serve(CLI::App& app) {
   app.add_option("--chunk", o->chunk, "Prompt tokens per sequence per step (long prompts interleave with decoding)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
+  app.add_option("-n,--max-tokens", o->max_tokens,
+                 "Most tokens one request may generate; a larger max_tokens is clamped (-1: until the context is full)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 24));
   app.add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
   return [o]() {
     const SessionOptions so = o->model.session_options();
@@ -48,6 +52,7 @@ Action register_serve(CLI::App& app) {
     s.api_key = o->api_key;
     s.timeout_s = o->timeout;
     s.max_body = o->max_body;
+    s.max_tokens = o->max_tokens;
     return run_server(s);
   };
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/), reproducibly.
 
-Usage: make_corpus.py BITNET WRITE_FIXTURE [OUT_DIR]
+Usage: make_corpus.py BITNET WRITE_FIXTURE [OUT_DIR [TARGET...]]
   BITNET         the `bitnet` binary (its `synth` writes the model seeds)
   WRITE_FIXTURE  tests/format's write_fixture (the all-types GGUF of the round-trip test)
   OUT_DIR        default: tests/fuzz/corpus beside this script
+  TARGET...      only these targets' seeds (default: all)
 
 Seeds are the test suite's own files (synthetic models of every architecture and weight type, the
 all-types GGUF) plus small hand-written inputs in each target's input layout (see the target's header
@@ -248,23 +249,69 @@ def safetensors_seeds(out):
             f.write(b)
 
 
+def http_request(method, path, body=None, headers=()):
+    """Bytes of one HTTP/1.1 request as a client sends them."""
+    data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+    head += list(headers)
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+
+def server_seeds(out):
+    """fuzz_server: whole HTTP requests, one per file (valid ones of every endpoint, and near misses)."""
+    chat = {"model": "bitnet", "messages": [{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": "Who is Emma?"}], "max_tokens": 2}
+    seeds = {
+        "chat": http_request("POST", "/v1/chat/completions", chat),
+        "chat_stream": http_request("POST", "/v1/chat/completions",
+                                    {**chat, "stream": True, "stream_options": {"include_usage": True},
+                                     "logprobs": True, "top_logprobs": 2, "temperature": 0.8, "seed": 7}),
+        "chat_parts": http_request("POST", "/chat/completions",
+                                   {"messages": [{"role": "developer", "content": [{"type": "text", "text": "x"}]},
+                                                 {"role": "assistant"}, {"role": "user", "content": "y"}]}),
+        "completion": http_request("POST", "/v1/completions",
+                                   {"prompt": "It is a truth", "max_tokens": 3, "temperature": 0, "stop": ["\n", "."],
+                                    "logprobs": 3, "top_k": 40, "top_p": 0.9, "min_p": 0.05,
+                                    "frequency_penalty": 0.5, "presence_penalty": -0.5}),
+        "completion_ids": http_request("POST", "/completions", {"prompt": [4091, 40, 41, 42], "stream": True}),
+        "completion_list": http_request("POST", "/v1/completions", {"prompt": ["<|begin_of_text|>Anne"], "n": 1}),
+        "tokenize": http_request("POST", "/tokenize", {"content": "Mr. Darcy", "add_special": True}),
+        "detokenize": http_request("POST", "/detokenize", {"tokens": [40, 41, 4095]}),
+        "models": http_request("GET", "/v1/models"),
+        "health": http_request("GET", "/health"),
+        "metrics": http_request("GET", "/metrics"),
+        "wrong_method": http_request("GET", "/v1/completions"),
+        "bad_json": http_request("POST", "/v1/completions", b"{\"prompt\": "),
+        "bad_type": http_request("POST", "/v1/completions", {"prompt": "x", "temperature": "hot"}),
+        "chunked": (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                    b"Content-Type: application/json\r\n\r\n"
+                    b"11\r\n{\"prompt\": \"Anne\"\r\n1\r\n}\r\n0\r\n\r\n"),
+        "auth": http_request("POST", "/v1/completions", {"prompt": "x"}, ["Authorization: Bearer key"]),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(out, "server", name), "wb") as f:
+            f.write(data)
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     bitnet, write_fixture = sys.argv[1], sys.argv[2]
     out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "corpus")
-    targets = ["gguf", "bpe", "spm", "llama3", "hf_tokenizer_json", "chat_template", "cli", "safetensors"]
+    targets = ["gguf", "bpe", "spm", "llama3", "hf_tokenizer_json", "chat_template", "cli", "safetensors", "server"]
+    if len(sys.argv) > 4:  # only these targets
+        targets = sys.argv[4:]
     for t in targets:
         shutil.rmtree(os.path.join(out, t), ignore_errors=True)
         os.makedirs(os.path.join(out, t))
-    gguf_seeds(out, bitnet, write_fixture)
-    bpe_seeds(out)
-    spm_seeds(out)
-    llama3_seeds(out)
-    hf_tokenizer_json_seeds(out)
-    chat_template_seeds(out)
-    cli_seeds(out)
-    safetensors_seeds(out)
+    writers = {"gguf": lambda o: gguf_seeds(o, bitnet, write_fixture), "bpe": bpe_seeds, "spm": spm_seeds,
+               "llama3": llama3_seeds, "hf_tokenizer_json": hf_tokenizer_json_seeds,
+               "chat_template": chat_template_seeds, "cli": cli_seeds, "safetensors": safetensors_seeds,
+               "server": server_seeds}
+    for t in targets:
+        writers[t](out)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     print(f"make_corpus: {total / 1e6:.2f} MB in {out}")
 

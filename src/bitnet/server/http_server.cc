@@ -3,10 +3,15 @@
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -21,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bitnet/base/error.h"
+#include "bitnet/server/request.h"
 #include "bitnet/text/chat_template.h"
 
 namespace bitnet {
@@ -29,147 +35,12 @@ namespace {
 
 using nlohmann::json;
 
-// A request the client got wrong: status, message, and the offending field.
-struct HttpError {
-  int status;
-  std::string message;
-  std::string param;
-  std::string type = "invalid_request_error";
-  std::string code;
-};
-
-void send_error(httplib::Response& res, const HttpError& e) {
-  json err{{"message", e.message}, {"type", e.type}, {"param", e.param.empty() ? json() : json(e.param)},
-           {"code", e.code.empty() ? json() : json(e.code)}};
+void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(json{{"error", err}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.set_content(api_error_json(e), "application/json");
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-// Typed access to an optional field of a JSON object; null counts as absent, a wrong type is an HttpError.
-class Fields {
- public:
-  explicit Fields(const json& j) : j_(j) {}
-  bool has(const char* k) const { return j_.contains(k) && !j_.at(k).is_null(); }
-  const json& at(const char* k) const { return j_.at(k); }
-
-  std::optional<double> number(const char* k, double lo, double hi) const {
-    if (!has(k)) return std::nullopt;
-    const json& v = j_.at(k);
-    if (!v.is_number()) throw HttpError{400, fmt::format("'{}' must be a number, got {}", k, v.type_name()), k};
-    const double x = v.get<double>();
-    if (!(x >= lo && x <= hi)) throw HttpError{400, fmt::format("'{}' is {}, expected {} to {}", k, x, lo, hi), k};
-    return x;
-  }
-  std::optional<int64_t> integer(const char* k, int64_t lo, int64_t hi) const {
-    if (!has(k)) return std::nullopt;
-    const json& v = j_.at(k);
-    if (!v.is_number_integer())
-      throw HttpError{400, fmt::format("'{}' must be an integer, got {}", k, v.type_name()), k};
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-      throw HttpError{400, fmt::format("'{}' is {}, expected {} to {}", k, v.dump(), lo, hi), k};
-    const int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi) throw HttpError{400, fmt::format("'{}' is {}, expected {} to {}", k, x, lo, hi), k};
-    return x;
-  }
-  std::optional<bool> boolean(const char* k) const {
-    if (!has(k)) return std::nullopt;
-    if (!j_.at(k).is_boolean())
-      throw HttpError{400, fmt::format("'{}' must be a boolean, got {}", k, j_.at(k).type_name()), k};
-    return j_.at(k).get<bool>();
-  }
-  std::optional<std::string> string(const char* k) const {
-    if (!has(k)) return std::nullopt;
-    if (!j_.at(k).is_string())
-      throw HttpError{400, fmt::format("'{}' must be a string, got {}", k, j_.at(k).type_name()), k};
-    return j_.at(k).get<std::string>();
-  }
-
- private:
-  const json& j_;
-};
-
-json parse_body(const httplib::Request& req) {
-  json j;
-  try {
-    j = json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw HttpError{400, fmt::format("the body is not valid JSON (byte {}): {}", e.byte, e.what())};
-  }
-  if (!j.is_object()) throw HttpError{400, fmt::format("the body must be a JSON object, got {}", j.type_name())};
-  return j;
-}
-
-// What /v1/completions and /v1/chat/completions share.
-struct Common {
-  ServeRequest req;
-  bool stream = false;
-  bool include_usage = false;
-  bool logprobs = false;
-};
-
-Common common_fields(const Fields& f, bool chat) {
-  Common c;
-  SamplingParams& s = c.req.sampling;
-  if (f.has("model")) f.string("model");  // one model is served: any name is accepted, a non-string is not
-  if (auto n = f.integer("n", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()); n && *n != 1)
-    throw HttpError{400, fmt::format("'n' is {}: only one choice per request is supported", *n), "n"};
-  if (auto v = f.number("temperature", 0, 2)) s.temperature = static_cast<float>(*v);
-  if (auto v = f.number("top_p", 0, 1)) s.top_p = static_cast<float>(*v);
-  if (auto v = f.integer("top_k", 0, 1 << 30)) s.top_k = static_cast<int>(*v);
-  if (auto v = f.number("min_p", 0, 1)) s.min_p = static_cast<float>(*v);
-  if (auto v = f.number("frequency_penalty", -2, 2)) s.frequency_penalty = static_cast<float>(*v);
-  if (auto v = f.number("presence_penalty", -2, 2)) s.presence_penalty = static_cast<float>(*v);
-  if (auto v = f.number("repeat_penalty", 0.0001, 100)) s.repeat_penalty = static_cast<float>(*v);
-  if (auto v = f.integer("seed", 0, std::numeric_limits<int64_t>::max())) s.seed = static_cast<uint64_t>(*v);
-  const auto max_tokens = f.integer("max_tokens", 0, 1 << 24);
-  const auto max_completion = f.integer("max_completion_tokens", 0, 1 << 24);
-  if (max_completion) c.req.max_tokens = static_cast<int32_t>(*max_completion);
-  else if (max_tokens) c.req.max_tokens = static_cast<int32_t>(*max_tokens);
-  if (f.has("stop")) {
-    const json& st = f.at("stop");
-    std::vector<std::string> stops;
-    if (st.is_string()) {
-      stops.push_back(st.get<std::string>());
-    } else if (st.is_array()) {
-      for (const json& x : st) {
-        if (!x.is_string()) throw HttpError{400, "'stop' must be a string or a list of strings", "stop"};
-        stops.push_back(x.get<std::string>());
-      }
-    } else {
-      throw HttpError{400, fmt::format("'stop' must be a string or a list of strings, got {}", st.type_name()), "stop"};
-    }
-    if (stops.size() > 16) throw HttpError{400, "'stop' has more than 16 strings", "stop"};
-    for (const std::string& x : stops)
-      if (x.empty()) throw HttpError{400, "'stop' strings must not be empty", "stop"};
-    c.req.stop = std::move(stops);
-  }
-  c.stream = f.boolean("stream").value_or(false);
-  if (f.has("stream_options")) {
-    if (!f.at("stream_options").is_object())
-      throw HttpError{400, "'stream_options' must be an object", "stream_options"};
-    c.include_usage = Fields(f.at("stream_options")).boolean("include_usage").value_or(false);
-  }
-  if (chat) {
-    c.logprobs = f.boolean("logprobs").value_or(false);
-    const auto top = f.integer("top_logprobs", 0, 20);
-    if (top && !c.logprobs) throw HttpError{400, "'top_logprobs' needs 'logprobs': true", "top_logprobs"};
-    if (c.logprobs) c.req.top_logprobs = static_cast<int32_t>(top.value_or(0));
-  } else {
-    const auto lp = f.integer("logprobs", 0, 20);  // the legacy endpoint's logprobs is a count
-    if (lp) {
-      c.logprobs = true;
-      c.req.top_logprobs = static_cast<int32_t>(*lp);
-    }
-  }
-  try {
-    validate_sampling_params(s);
-  } catch (const Error& e) {
-    throw HttpError{400, e.what()};
-  }
-  return c;
-}
 
 // Equality that takes the same time wherever the strings first differ (API keys).
 bool constant_time_equal(const std::string& a, const std::string& b) {
@@ -207,11 +78,49 @@ const std::set<std::string> kGetPaths = {"/health", "/metrics", "/v1/models", "/
 const std::set<std::string> kPostPaths = {"/v1/chat/completions", "/chat/completions", "/v1/completions",
                                           "/completions", "/tokenize", "/detokenize"};
 
+// httplib's server with its request processing opened to ApiServer::handle (no socket).
+class Http : public httplib::Server {
+ public:
+  using httplib::Server::process_request;
+  // Streamed responses stop early while the server looks shut down (no listening socket): stand one in.
+  void set_listening_socket(socket_t s) { svr_sock_ = s; }
+};
+
+// One HTTP/1.1 exchange over strings: reads the request from `in`, appends the response to `out`.
+class StringStream : public httplib::Stream {
+ public:
+  explicit StringStream(std::string_view in) : in_(in) {}
+  bool is_readable() const override { return pos_ < in_.size(); }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size() - pos_);
+    std::copy_n(in_.data() + pos_, n, ptr);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+  std::string out_;
+};
+
 class Server {
  public:
-  explicit Server(const ServerOptions& o) : o_(o) {}
+  explicit Server(const ServerOptions& o);
+  ~Server();
 
-  int run();
+  void load();
+  std::string handle(std::string_view request);
+  int serve();
 
  private:
   void routes();
@@ -224,16 +133,18 @@ class Server {
   const Tokenizer& tok() const { return *sched_->model().tokenizer(); }
 
   ServerOptions o_;
-  httplib::Server http_;
+  Http http_;
   std::unique_ptr<Scheduler> sched_;
+  RequestContext context_;             // what request parsing needs of the model, set by load()
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};  // a stop signal came: refuse new requests, finish the others
   std::atomic<bool> quitting_{false};  // the signal thread is woken to exit, not to drain
   static constexpr int kDrainSeconds = 30;
   std::string model_id_;
-  ChatTemplate template_ = ChatTemplate::Bitnet;
   int64_t created_ = 0;
   RequestCounter requests_;
+  int stand_in_socket_ = -1;           // handle()'s listening-socket stand-in
+  std::mutex handle_mu_;
 };
 
 json Server::logprob_entry(const TokenEvent& e, bool chat) const {
@@ -259,74 +170,11 @@ json Server::legacy_top(const TokenEvent& e) const {
 }
 
 void Server::completion(const httplib::Request& req, httplib::Response& res, bool chat) {
-  const json body = parse_body(req);
-  const Fields f(body);
-  Common c = common_fields(f, chat);
-  if (chat) {
-    if (!f.has("messages")) throw HttpError{400, "'messages' is required", "messages"};
-    const json& msgs = f.at("messages");
-    if (!msgs.is_array() || msgs.empty()) throw HttpError{400, "'messages' must be a non-empty list", "messages"};
-    std::vector<ChatMessage> history;
-    for (size_t i = 0; i < msgs.size(); ++i) {
-      const json& m = msgs[i];
-      const std::string where = fmt::format("messages[{}]", i);
-      if (!m.is_object()) throw HttpError{400, where + " must be an object", where};
-      const Fields mf(m);
-      const auto role = mf.string("role");
-      if (!role) throw HttpError{400, where + ".role is required", where + ".role"};
-      if (*role != "system" && *role != "user" && *role != "assistant" && *role != "developer")
-        throw HttpError{400, fmt::format("{}.role '{}' is not system, developer, user or assistant", where, *role),
-                        where + ".role"};
-      std::string content;
-      if (!mf.has("content")) {
-        if (*role != "assistant") throw HttpError{400, where + ".content is required", where + ".content"};
-      } else if (m.at("content").is_string()) {
-        content = m.at("content").get<std::string>();
-      } else if (m.at("content").is_array()) {
-        for (const json& part : m.at("content")) {
-          if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-              !part.at("text").is_string())
-            throw HttpError{400, where + ".content parts must be {\"type\": \"text\", \"text\": ...}", where + ".content"};
-          content += part.at("text").get<std::string>();
-        }
-      } else {
-        throw HttpError{400, where + ".content must be a string or a list of text parts", where + ".content"};
-      }
-      history.push_back({*role == "developer" ? "system" : *role, std::move(content)});
-    }
-    const MarkedChat marked = render_chat_marked(template_, history, /*add_generation_prompt=*/true);
-    c.req.prompt = tok().encode_marked(marked.text, marked.markup, tok().add_bos_default());
-  } else {
-    if (!f.has("prompt")) throw HttpError{400, "'prompt' is required", "prompt"};
-    const json& p = f.at("prompt");
-    const json* one = &p;
-    if (p.is_array() && !p.empty() && p[0].is_string()) {  // a list of prompts: one is supported
-      if (p.size() != 1) throw HttpError{400, "'prompt' lists several prompts: one per request is supported", "prompt"};
-      one = &p[0];
-    }
-    if (one->is_string()) {
-      c.req.prompt = tok().encode(one->get<std::string>(), tok().add_bos_default(), /*parse_special=*/true);
-    } else if (one->is_array()) {
-      const int64_t V = sched().model().config().vocab_size;
-      for (const json& t : *one) {
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= V)
-          throw HttpError{400, fmt::format("'prompt' token ids must be integers in 0..{}", V - 1), "prompt"};
-        c.req.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
-      }
-    } else {
-      throw HttpError{400, "'prompt' must be a string, a list of token ids, or a list of one string", "prompt"};
-    }
-  }
-  if (c.req.prompt.empty()) throw HttpError{400, "the prompt is empty", chat ? "messages" : "prompt"};
-  if (static_cast<int32_t>(c.req.prompt.size()) >= sched().n_ctx())
-    throw HttpError{400, fmt::format("the prompt has {} tokens; the context holds {} (-c)", c.req.prompt.size(),
-                                     sched().n_ctx()),
-                    chat ? "messages" : "prompt", "invalid_request_error", "context_length_exceeded"};
-
+  CompletionRequest c = parse_completion_request(req.body, chat, context_);
   std::shared_ptr<Job> job = sched().submit(c.req);
   if (!job) {
     res.set_header("Retry-After", "1");
-    throw HttpError{503, "the server is busy: its request queue is full; retry later", "", "server_error", "queue_full"};
+    throw ApiError{503, "the server is busy: its request queue is full; retry later", "", "server_error", "queue_full"};
   }
   if (c.stream) return stream(res, std::move(job), chat, c.include_usage, c.logprobs);
 
@@ -348,7 +196,7 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
     text += e.text;
   }
   const JobResult& r = job->result();
-  if (!r.error.empty()) throw HttpError{500, r.error, "", "server_error"};
+  if (!r.error.empty()) throw ApiError{500, r.error, "", "server_error"};
   text += r.tail;
   json usage{{"prompt_tokens", r.n_prompt}, {"completion_tokens", r.n_generated},
              {"total_tokens", r.n_prompt + r.n_generated},
@@ -436,6 +284,10 @@ void Server::stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat,
         sink.write(done.data(), done.size());
         sink.done();
         return true;
+      },
+      // Not done (the client went away, a write failed, the server stops): the sequence is dropped.
+      [job](bool success) {
+        if (!success) job->cancel();
       });
 }
 
@@ -478,17 +330,17 @@ std::string Server::metrics_text() const {
 }
 
 void Server::routes() {
-  // Handlers throw HttpError for the client's mistakes; anything else is a 500 with its message.
+  // Handlers throw ApiError for the client's mistakes; anything else is a 500 with its message.
   auto guarded = [this](auto&& fn) {
     return [this, fn](const httplib::Request& req, httplib::Response& res) {
       try {
-        if (!ready_) throw HttpError{503, "the model is loading", "", "unavailable_error"};
+        if (!ready_) throw ApiError{503, "the model is loading", "", "unavailable_error"};
         if (draining_) {
           res.set_header("Retry-After", "1");
-          throw HttpError{503, "the server is shutting down", "", "unavailable_error", "shutting_down"};
+          throw ApiError{503, "the server is shutting down", "", "unavailable_error", "shutting_down"};
         }
         fn(req, res);
-      } catch (const HttpError& e) {
+      } catch (const ApiError& e) {
         send_error(res, e);
       } catch (const std::exception& e) {
         send_error(res, {500, e.what(), "", "server_error"});
@@ -519,26 +371,10 @@ void Server::routes() {
   http_.Post("/v1/completions", legacy);
   http_.Post("/completions", legacy);
   http_.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
-    const Fields f(body);
-    const auto content = f.string("content");
-    if (!content) throw HttpError{400, "'content' is required", "content"};
-    const bool add_special = f.boolean("add_special").value_or(false);
-    const bool parse_special = f.boolean("parse_special").value_or(true);
-    const auto ids = tok().encode(*content, add_special && tok().add_bos_default(), parse_special);
-    res.set_content(dump(json{{"tokens", ids}}), "application/json");
+    res.set_content(dump(json{{"tokens", parse_tokenize_request(req.body, context_)}}), "application/json");
   }));
   http_.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
-    if (!body.contains("tokens") || !body.at("tokens").is_array())
-      throw HttpError{400, "'tokens' must be a list of token ids", "tokens"};
-    std::vector<int32_t> ids;
-    const int64_t V = sched().model().config().vocab_size;
-    for (const json& t : body.at("tokens")) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= V)
-        throw HttpError{400, fmt::format("'tokens' must hold integers in 0..{}", V - 1), "tokens"};
-      ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
+    const std::vector<int32_t> ids = parse_detokenize_request(req.body, context_);
     res.set_content(dump(json{{"content", tok().decode(ids)}}), "application/json");
   }));
 
@@ -574,14 +410,7 @@ void Server::routes() {
   });
 }
 
-int Server::run() {
-  // Signals are taken by one thread (sigwait), so no handler runs inside httplib or the scheduler.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
+Server::Server(const ServerOptions& o) : o_(o) {
   routes();
   // SO_REUSEADDR (a restart binds at once) but not httplib's default SO_REUSEPORT, with which a second
   // server on a port in use would bind too and silently take half of its connections.
@@ -594,6 +423,53 @@ int Server::run() {
   http_.set_write_timeout(o_.timeout_s);
   const size_t n_threads = static_cast<size_t>(std::clamp(o_.sched.parallel * 2 + 8, 8, 256));
   http_.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+}
+
+Server::~Server() {
+  if (stand_in_socket_ >= 0) {
+    http_.set_listening_socket(INVALID_SOCKET);
+    close(stand_in_socket_);
+  }
+}
+
+void Server::load() {
+  auto model = Model::load(o_.model_path, o_.load);
+  const auto name = model->file().get_string("general.name");
+  model_id_ = name && !name->empty() ? *name : std::filesystem::path(o_.model_path).stem().string();
+  const auto embedded = model->file().get_string("tokenizer.chat_template").value_or("");
+  const ChatTemplateChoice choice = detect_chat_template(embedded, model->config().arch_name);
+  if (choice.notice) std::fprintf(stderr, "bitnet serve: note: %s\n", choice.notice->c_str());
+  sched_ = std::make_unique<Scheduler>(std::move(model), o_.sched);
+  context_.tok = sched_->model().tokenizer();
+  context_.chat_template = choice.tmpl;
+  context_.n_ctx = sched_->n_ctx();
+  context_.n_vocab = sched_->model().config().vocab_size;
+  context_.max_tokens_cap = o_.max_tokens;
+  created_ = static_cast<int64_t>(std::time(nullptr));
+  ready_ = true;
+}
+
+std::string Server::handle(std::string_view request) {
+  std::lock_guard lock(handle_mu_);
+  if (stand_in_socket_ < 0) {
+    stand_in_socket_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (stand_in_socket_ < 0) fail("serve: cannot create a socket: {}", std::strerror(errno));
+    http_.set_listening_socket(stand_in_socket_);
+  }
+  StringStream s(request);
+  bool closed = false;
+  http_.process_request(s, /*close_connection=*/true, closed, nullptr);
+  return s.take();
+}
+
+int Server::serve() {
+  // Signals are taken by one thread (sigwait), so no handler runs inside httplib or the scheduler.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
   int port = o_.port;
   if (port == 0) {
     port = http_.bind_to_any_port(o_.host);
@@ -621,14 +497,7 @@ int Server::run() {
   });
 
   try {
-    auto model = Model::load(o_.model_path, o_.load);
-    const auto name = model->file().get_string("general.name");
-    model_id_ = name && !name->empty() ? *name : std::filesystem::path(o_.model_path).stem().string();
-    const auto embedded = model->file().get_string("tokenizer.chat_template").value_or("");
-    const ChatTemplateChoice choice = detect_chat_template(embedded, model->config().arch_name);
-    if (choice.notice) std::fprintf(stderr, "bitnet serve: note: %s\n", choice.notice->c_str());
-    template_ = choice.tmpl;
-    sched_ = std::make_unique<Scheduler>(std::move(model), o_.sched);
+    load();
   } catch (...) {
     http_.stop();
     quitting_ = true;
@@ -637,8 +506,6 @@ int Server::run() {
     signals.join();
     throw;
   }
-  created_ = static_cast<int64_t>(std::time(nullptr));
-  ready_ = true;
   std::fprintf(stderr, "bitnet serve: model %s ready (%d slots of %d tokens)\n", model_id_.c_str(), sched_->parallel(),
                sched_->n_ctx());
   listener.join();
@@ -653,9 +520,16 @@ int Server::run() {
 
 }  // namespace
 
-int run_server(const ServerOptions& opts) {
-  Server s(opts);
-  return s.run();
-}
+struct ApiServer::Impl : Server {
+  using Server::Server;
+};
+
+ApiServer::ApiServer(const ServerOptions& opts) : impl_(std::make_unique<Impl>(opts)) {}
+ApiServer::~ApiServer() = default;
+void ApiServer::load() { impl_->load(); }
+std::string ApiServer::handle(std::string_view request) { return impl_->handle(request); }
+int ApiServer::serve() { return impl_->serve(); }
+
+int run_server(const ServerOptions& opts) { return ApiServer(opts).serve(); }
 
 }  // namespace bitnet

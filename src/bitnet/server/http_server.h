@@ -10,7 +10,9 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "bitnet/model/model.h"
 #include "bitnet/server/scheduler.h"
@@ -26,11 +28,33 @@ struct ServerOptions {
   std::string api_key;             // non-empty: every endpoint but /health wants "Authorization: Bearer KEY"
   int timeout_s = 600;             // socket read/write timeout
   size_t max_body = 8u << 20;      // bytes; larger bodies get 413
+  int32_t max_tokens = -1;         // >= 0: the most tokens one request generates (larger max_tokens are clamped)
 };
 
-// Binds, prints "bitnet serve: listening on http://HOST:PORT" to stderr, loads the model (/health answers
-// 503 until it is ready) and serves until SIGINT or SIGTERM. Returns the exit code; throws bitnet::Error
-// when the address cannot be bound or the model cannot be loaded.
+// The server: routes, the scheduler once load() has run, and the listening socket once serve() runs.
+class ApiServer {
+ public:
+  explicit ApiServer(const ServerOptions& opts);  // routes only: /health answers 503 until load()
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Loads the model and starts the scheduler. Throws bitnet::Error when the model cannot be loaded.
+  void load();
+  // One HTTP/1.1 request (bytes as a client sends them) answered without a socket: the response's bytes,
+  // streamed ones in full. For tests and the fuzz target; thread-safe, one request at a time.
+  std::string handle(std::string_view request);
+  // Binds, prints "bitnet serve: listening on http://HOST:PORT" to stderr, loads the model and serves
+  // until SIGINT or SIGTERM. Returns the exit code; throws bitnet::Error when the address cannot be bound
+  // or the model cannot be loaded.
+  int serve();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ApiServer(opts).serve().
 int run_server(const ServerOptions& opts);
 
 }  // namespace bitnet
