@@ -1,7 +1,10 @@
-// bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-d 0] [-t N] [-r 5] [--json]
+// bitnet bench -m MODEL | --synth 2b-4t [--type i2_s] [-p 512] [-n 128] [-d 0] [-t N] [--parallel 1]
+//              [-r 5] [--json]
 // Prompt processing (pp: -p tokens after -d tokens of context, in batches of -b) and generation (tg: -n
 // tokens one at a time, each with logits), like llama-bench: mean and standard deviation over -r
 // repetitions after one warm-up, for every combination of the comma-separated -p/-n, -d and -t values.
+// --parallel P > 1 adds batched generation (what `bitnet serve --parallel P` does): P sequences, each with
+// -d tokens of context, decode together, one token of each per forward pass; tok/s counts all P.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -66,6 +69,7 @@ double read_bandwidth(int threads) {
 struct Test {
   int threads = 0;
   int32_t n_prompt = 0, n_gen = 0, depth = 0;
+  int32_t parallel = 1;        // tg: sequences decoding together
   Series series;
   ForwardProfile profile;
   double read_gb_s = 0;        // --roofline: bandwidth measured with these threads
@@ -76,7 +80,7 @@ struct Test {
   }
   std::string name() const {
     return (n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen)) +
-           (depth > 0 ? " @ d" + std::to_string(depth) : "");
+           (parallel > 1 ? " x" + std::to_string(parallel) : "") + (depth > 0 ? " @ d" + std::to_string(depth) : "");
   }
   double roofline_tok_s() const { return read_gb_s > 0 && bytes_per_token ? read_gb_s * 1e9 / double(bytes_per_token) : 0; }
 };
@@ -87,7 +91,7 @@ Action register_bench(CLI::App& app) {
   struct Opts {
     ModelFlags model;
     std::string synth, type = "i2_s";
-    std::string n_prompt = "512", n_gen = "128", depth = "0", threads = "0";
+    std::string n_prompt = "512", n_gen = "128", depth = "0", threads = "0", parallel = "1";
     int32_t reps = 5;
     bool json = false, profile = false, roofline = false;
   };
@@ -102,6 +106,10 @@ Action register_bench(CLI::App& app) {
   app.add_option("-d,--depth", o->depth,
                  "Tokens already in the context when each test starts (like llama-bench's -d), comma-separated list: "
                  "tests attention over a long context")
+      ->capture_default_str();
+  app.add_option("--parallel", o->parallel,
+                 "Sequences generating together, comma-separated list: P > 1 adds a tg test of P sequences decoding "
+                 "in one batch per token (tok/s counts all P)")
       ->capture_default_str();
   app.add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", o->threads, "Threads, comma-separated list (0: all cores)")->capture_default_str();
@@ -119,7 +127,8 @@ Action register_bench(CLI::App& app) {
     const std::vector<int32_t> prompts = parse_int_list(o->n_prompt, "-p", 0, kMaxTokens, size_what),
                                gens = parse_int_list(o->n_gen, "-n", 0, kMaxTokens, size_what),
                                depths = parse_int_list(o->depth, "-d", 0, kMaxTokens, size_what),
-                               threads = parse_int_list(o->threads, "-t", 0, 4096, "a thread count from 0 to 4096");
+                               threads = parse_int_list(o->threads, "-t", 0, 4096, "a thread count from 0 to 4096"),
+                               parallels = parse_int_list(o->parallel, "--parallel", 1, 256, "a count from 1 to 256");
     const int32_t max_prompt = *std::max_element(prompts.begin(), prompts.end()),
                   max_gen = *std::max_element(gens.begin(), gens.end()),
                   max_depth = *std::max_element(depths.begin(), depths.end());
@@ -156,6 +165,7 @@ Action register_bench(CLI::App& app) {
       SessionOptions so = o->model.session_options();
       so.n_threads = n_threads;
       so.n_ctx = max_depth + std::max(max_prompt, max_gen) + 1;
+      so.n_seq = *std::max_element(parallels.begin(), parallels.end());
       Session s(path, so);
       const ModelConfig& c = s.model().config();
       arch = c.arch_name;
@@ -219,6 +229,43 @@ Action register_bench(CLI::App& app) {
           }
           tests.push_back(std::move(t));
         }
+        // Batched generation: P sequences, each with its own `depth` random tokens (evaluated untimed once,
+        // kept by every repetition), decode together.
+        for (int32_t par : parallels) {
+          if (par == 1) continue;
+          std::vector<BatchToken> batch;
+          std::vector<float> logits;
+          if (depth > 0) {
+            for (int32_t seq = 0; seq < par; ++seq) {
+              const std::vector<int32_t> ctx = random_tokens(depth);
+              batch.clear();
+              for (int32_t p = 0; p < depth; ++p) batch.push_back({ctx[p], p, seq, false});
+              s.decode(batch, nullptr);
+            }
+          }
+          auto step = [&](int32_t pos) {
+            batch.clear();
+            for (int32_t seq = 0; seq < par; ++seq) batch.push_back({tok(rng), pos, seq, true});
+            s.decode(batch, &logits);
+          };
+          for (int32_t n_gen : gens) {
+            if (n_gen == 0) continue;
+            Test t{s.n_threads(), 0, n_gen, depth, par};
+            t.read_gb_s = bw;
+            // Per generated token: the weights once per step, shared by the P tokens, and each its own K/V.
+            t.bytes_per_token = weights_per_token / par + kv_row * (uint64_t(depth) + uint64_t(n_gen + 1) / 2);
+            for (int r = -1; r < o->reps; ++r) {
+              step(depth);
+              if (o->profile && r >= 0) s.set_profile(&t.profile);
+              const auto t0 = Clock::now();
+              for (int32_t i = 0; i < n_gen; ++i) step(depth + 1 + i);
+              const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+              s.set_profile(nullptr);
+              if (r >= 0) t.series.tps.push_back(double(n_gen) * par / sec);
+            }
+            tests.push_back(std::move(t));
+          }
+        }
       }
     }
 
@@ -227,7 +274,8 @@ Action register_bench(CLI::App& app) {
       nlohmann::ordered_json list = nlohmann::ordered_json::array();
       for (const Test& t : tests) {
         nlohmann::ordered_json j{{"test", t.name()},           {"threads", t.threads},   {"n_prompt", t.n_prompt},
-                                 {"n_gen", t.n_gen},           {"n_depth", t.depth},     {"tok_s", t.series.mean()},
+                                 {"n_gen", t.n_gen},           {"n_depth", t.depth},     {"n_parallel", t.parallel},
+                                 {"tok_s", t.series.mean()},
                                  {"stddev", t.series.stddev()}, {"samples", t.series.tps}};
         if (o->profile) {
           const ForwardProfile& p = t.profile;
@@ -252,6 +300,14 @@ Action register_bench(CLI::App& app) {
     for (const Test& t : tests)
       std::printf("| %s | %.2f GB | %d | %s | %s | %.2f ± %.2f |\n", model_name.c_str(), bytes / 1e9, t.threads, isa,
                   t.name().c_str(), t.series.mean(), t.series.stddev());
+    // Batched generation against one sequence of the same length, depth and threads.
+    for (const Test& t : tests) {
+      if (t.parallel == 1) continue;
+      for (const Test& one : tests)
+        if (one.parallel == 1 && one.n_gen == t.n_gen && one.n_prompt == 0 && one.depth == t.depth &&
+            one.threads == t.threads && one.series.mean() > 0)
+          std::printf("%s: %.2fx the tok/s of one sequence\n", t.label().c_str(), t.series.mean() / one.series.mean());
+    }
     for (const Test& t : tests) {
       const ForwardProfile& p = t.profile;
       if (o->profile && p.total_ms > 0) {

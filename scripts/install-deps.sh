@@ -13,6 +13,7 @@ packages=(
   libcpp-httplib-dev                             # HTTP server of `bitnet serve` (as llama-server uses)
   libgtest-dev libgmock-dev                      # unit tests
   python3 python3-numpy                          # CLI tests, independent reference forward pass
+  curl                                           # the README's server examples, run by tests/server
   g++-aarch64-linux-gnu qemu-user                # ARM NEON table: cross-built and tested under emulation
 )
 missing=()

@@ -3,7 +3,10 @@
 continuous batching (concurrent greedy requests give what each gives alone, which is what `bitnet run`
 gives), prefix reuse, cancellation on disconnect, the queue limit, the API key, and error objects.
 
-Usage: server_test.py BITNET_BINARY
+Also: the official `openai` npm client (pinned below) works unchanged, and every `curl` line of the README's
+Server section runs as written (only the port differs when 8080 is taken).
+
+Usage: server_test.py BITNET_BINARY [ORACLE_DIR]   (ORACLE_DIR: where npm installs the openai client)
 """
 import http.client
 import json
@@ -17,11 +20,15 @@ import time
 import unittest
 
 BITNET = None
+ORACLES = None
+OPENAI_NPM = "openai@6.30.1"
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(HERE, "..", "..", "README.md")
 
 
 class Server:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([BITNET, "serve", "--port", "0", "-t", "1", *args], stdout=subprocess.DEVNULL,
+    def __init__(self, *args, port=0):
+        self.proc = subprocess.Popen([BITNET, "serve", "--port", str(port), "-t", "1", *args], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.time() + 60
@@ -264,6 +271,135 @@ class Serve(unittest.TestCase):
             self.assertIn(name, text)
 
 
+class Staggered(unittest.TestCase):
+    """--parallel 8, requests arriving at different times, mixed lengths and endpoints, greedy and seeded:
+    each answer equals the same request run alone on an idle server."""
+
+    def test_parallel_8_equals_one_at_a_time(self):
+        import random
+        rng = random.Random(7)
+        with open(README, encoding="utf-8") as f:
+            words = f.read().split()
+        requests = []
+        for i in range(20):
+            n = rng.randint(1, 120)
+            start = rng.randint(0, len(words) - n)
+            text = " ".join(words[start:start + n])
+            body = {"max_tokens": rng.randint(1, 48), "temperature": 0 if i % 3 else 0.8, "seed": i}
+            if i % 2:
+                body["messages"] = [{"role": "user", "content": text}]
+                path = "/v1/chat/completions"
+            else:
+                body["prompt"] = text
+                path = "/v1/completions"
+            body["stream"] = i % 4 == 1
+            requests.append((path, body, rng.uniform(0, 1.0)))
+
+        def run(s, path, body):
+            if body.get("stream"):
+                events, done = s.stream(path, body)
+                assert done
+                key = "delta" if "chat" in path else None
+                return "".join((e["choices"][0]["delta"].get("content", "") if key else e["choices"][0]["text"])
+                               for e in events if e["choices"])
+            st, _, j = s.post(path, body)
+            assert st == 200, j
+            c = j["choices"][0]
+            return c["message"]["content"] if "chat" in path else c["text"]
+
+        s = Server("--parallel", "8", "--chunk", "16")
+        try:
+            got = [None] * len(requests)
+
+            def one(i):
+                time.sleep(requests[i][2])
+                got[i] = run(s, requests[i][0], requests[i][1])
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            want = [run(s, path, body) for path, body, _ in requests]  # one at a time, same server
+        finally:
+            s.stop()
+        alone = Server("--parallel", "1")
+        try:
+            fresh = [run(alone, path, body) for path, body, _ in requests[:6]]  # a fresh server, one slot
+        finally:
+            alone.stop()
+        self.assertEqual(got, want)
+        self.assertEqual(want[:6], fresh)
+
+
+class OpenAIClient(unittest.TestCase):
+    def test_official_openai_npm_client(self):
+        if not ORACLES:
+            self.skipTest("no oracle folder given")
+        p = subprocess.run([os.path.join(HERE, "..", "oracles", "install.sh"), ORACLES, OPENAI_NPM],
+                           capture_output=True, text=True)
+        if p.returncode == 77:
+            self.skipTest(p.stdout.strip())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        s = Server("--api-key", "sesame-4")
+        try:
+            q = subprocess.run(["node", os.path.join(HERE, "openai_client.mjs"), ORACLES,
+                                f"http://127.0.0.1:{s.port}/v1", "sesame-4"], capture_output=True, text=True,
+                               timeout=300)
+        finally:
+            s.stop()
+        self.assertEqual(q.returncode, 0, q.stderr)
+        out = json.loads(q.stdout)
+        want = run_greedy("It is a truth universally acknowledged, that", 24)
+        self.assertEqual(out["completion"], want["text"])
+        self.assertEqual(out["completion_usage"]["prompt_tokens"], len(want["prompt_ids"]))
+        self.assertIn("temperature", out["bad_request"])
+
+
+class ReadmeCurl(unittest.TestCase):
+    """Every line of the README's Server section that starts with `curl` runs as written against a server
+    started the same way (`bitnet serve`, port 8080, or another free port when 8080 is taken)."""
+
+    def test_readme_curl_examples(self):
+        with open(README, encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("\n## Server"):]
+        section = section[:section.index("\n## ", 1)]
+        lines = []
+        for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+            cmd = ""
+            for line in block.splitlines():  # join continued lines
+                cmd += line.rstrip("\\").rstrip() + " " if line.endswith("\\") else line
+                if not line.endswith("\\"):
+                    if cmd.strip().startswith("curl "):
+                        lines.append(cmd.split("  #")[0].strip())
+                    cmd = ""
+        self.assertGreaterEqual(len(lines), 4, "the README's Server section should show curl examples")
+        with socket.socket() as probe:
+            taken = probe.connect_ex(("127.0.0.1", 8080)) == 0
+        try:
+            s = Server(port=0 if taken else 8080)
+        except AssertionError:  # 8080 was taken in the meantime
+            s = Server()
+        try:
+            for cmd in lines:
+                run = cmd if s.port == 8080 else cmd.replace("localhost:8080", f"localhost:{s.port}")
+                p = subprocess.run(["bash", "-c", "set -o pipefail; " + run], capture_output=True, text=True,
+                                   timeout=120)
+                self.assertEqual(p.returncode, 0, f"{cmd}\n{p.stderr}")
+                out = p.stdout.strip()
+                self.assertTrue(out, cmd)
+                if out.startswith("data: "):  # a stream: every event is JSON, the last is [DONE]
+                    events = [b[len("data: "):] for b in out.split("\n\n")]
+                    self.assertEqual(events[-1], "[DONE]", cmd)
+                    for e in events[:-1]:
+                        json.loads(e)
+                elif out.startswith("{"):
+                    j = json.loads(out)
+                    self.assertNotIn("error", j, cmd)
+        finally:
+            s.stop()
+
+
 class Limits(unittest.TestCase):
     def test_queue_full_is_503_with_retry_after(self):
         s = Server("--parallel", "1", "--max-queue", "0")
@@ -309,7 +445,9 @@ class Limits(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     BITNET = os.path.abspath(sys.argv.pop(1))
+    if len(sys.argv) == 2:
+        ORACLES = os.path.abspath(sys.argv.pop(1))
     unittest.main(argv=[sys.argv[0], "-v"])

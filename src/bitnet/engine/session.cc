@@ -15,10 +15,24 @@ Session::Session(const std::string& model_path, const SessionOptions& opts) {
   int32_t n_ctx = opts.n_ctx;
   if (n_ctx <= 0) n_ctx = static_cast<int32_t>(std::min<uint32_t>(model_->config().n_ctx_train, 4096));
   if (n_ctx > (1 << 20)) fail("context size {} is too large", n_ctx);
-  cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type);
+  if (opts.n_seq < 1 || opts.n_seq > 4096) fail("{} KV cache slots: expected 1 to 4096", opts.n_seq);
+  cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type, opts.n_seq);
   n_batch_ = std::clamp(opts.n_batch, 1, n_ctx);
   pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : ThreadPool::default_threads());
   forward_ = std::make_unique<Forward>(*model_, *cache_, n_batch_, *pool_);
+}
+
+void Session::decode(const std::vector<BatchToken>& batch, std::vector<float>* logits) {
+  size_t rows = 0;
+  for (const BatchToken& t : batch) rows += t.logits;
+  if (logits) logits->resize(rows * model_->config().vocab_size);
+  if (rows > 0 && !logits) fail("decode: tokens ask for logits but no buffer was given");
+  for (size_t i = 0; i < batch.size(); i += n_batch_) {  // Forward takes at most n_batch_ tokens a call
+    const std::vector<BatchToken> part(batch.begin() + i, batch.begin() + std::min(batch.size(), i + n_batch_));
+    size_t before = 0;
+    for (size_t j = 0; j < i; ++j) before += batch[j].logits;
+    forward_->eval(part, logits ? logits->data() + before * model_->config().vocab_size : nullptr);
+  }
 }
 
 const Tokenizer& Session::tokenizer() const {

@@ -20,6 +20,7 @@ struct SessionOptions {
   ActQuant act_quant = ActQuant::Auto;
   int32_t n_threads = 0;  // 0: every CPU this process may use
   bool lm_head_q8 = false;
+  int32_t n_seq = 1;  // KV cache slots: eval() and friends use slot 0, decode() any
 };
 
 class Session {
@@ -46,6 +47,10 @@ class Session {
   // Drops positions >= n (keeps the cached prefix [0, n)).
   void truncate(int32_t n);
   const std::vector<int32_t>& history() const { return history_; }
+  // One forward pass over tokens of any slots (positions and slots as given; the caller keeps track of
+  // each slot's length). Logits of the tokens marked .logits go to `logits`, [n][vocab] in batch order.
+  void decode(const std::vector<BatchToken>& batch, std::vector<float>* logits);
+  int32_t n_seq() const { return cache_->n_seq(); }
   void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
   void set_profile(ForwardProfile* p) { forward_->set_profile(p); }
 
