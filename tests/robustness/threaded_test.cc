@@ -109,6 +109,24 @@ TEST(Threaded, SequencesInOneBatchMatchEachAlone) {
         }
       }
     }
+
+  // Session::decode: the same batch through a session of 3 slots whose n_batch (4) splits it into several
+  // forward passes; logits only for some tokens, gathered in batch order.
+  SessionOptions so;
+  so.n_ctx = 32, so.n_batch = 4, so.n_seq = 3, so.n_threads = 2;
+  Session session(path, so);
+  std::vector<BatchToken> all;
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (size_t i = 0; i < seqs[s].size(); ++i) all.push_back({seqs[s][i], int32_t(i), int32_t(s), i % 2 == 0});
+  std::vector<float> got;
+  session.decode(all, &got);
+  size_t row = 0;
+  for (const BatchToken& t : all) {
+    if (!t.logits) continue;
+    const float* w = &want[t.seq][size_t(t.pos) * V];
+    ASSERT_TRUE(std::equal(w, w + V, &got[row++ * V])) << "decode: seq " << t.seq << " pos " << t.pos;
+  }
+  EXPECT_EQ(got.size(), row * V);
 }
 
 }  // namespace
