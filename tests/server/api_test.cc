@@ -71,6 +71,8 @@ TEST_F(Api, BadRequestsGetTheirStatusAndOpenAIError) {
   const std::string ok_chat = R"("messages": [{"role": "user", "content": "Hi"}])";
   const BadRequest table[] = {
       {"malformed JSON", "POST", "/v1/completions", "{\"prompt\": ", 400, "invalid_request_error", nullptr},
+      {"number too large for a double", "POST", "/v1/completions", R"({"prompt": "x", "temperature": 1e400})", 400,
+       "invalid_request_error", nullptr},
       {"body not an object", "POST", "/v1/chat/completions", "[1, 2]", 400, "invalid_request_error", nullptr},
       {"prompt missing", "POST", "/v1/completions", R"({"max_tokens": 3})", 400, "invalid_request_error", "prompt"},
       {"messages missing", "POST", "/v1/chat/completions", R"({"max_tokens": 3})", 400, "invalid_request_error",

@@ -63,6 +63,8 @@ json parse_object(std::string_view body) {
     j = json::parse(body);
   } catch (const json::parse_error& e) {
     throw ApiError{400, fmt::format("the body is not valid JSON (byte {}): {}", e.byte, e.what())};
+  } catch (const json::exception& e) {  // e.g. a number too large for a double (out_of_range 406)
+    throw ApiError{400, fmt::format("the body is not valid JSON: {}", e.what())};
   }
   if (!j.is_object()) throw ApiError{400, fmt::format("the body must be a JSON object, got {}", j.type_name())};
   return j;
