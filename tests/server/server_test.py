@@ -418,6 +418,25 @@ class Limits(unittest.TestCase):
         finally:
             s.stop()
 
+    def test_stalled_client_times_out_and_others_are_served(self):
+        s = Server("--timeout", "2")
+        try:
+            stalled = socket.create_connection(("127.0.0.1", s.port))
+            stalled.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro")
+            st, _, j = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2})  # served meanwhile
+            self.assertEqual(st, 200, j)
+            stalled.settimeout(20)
+            t0 = time.time()
+            try:
+                while stalled.recv(4096):  # whatever it answers, the server closes the connection
+                    pass
+            except ConnectionResetError:
+                pass
+            self.assertLess(time.time() - t0, 10)
+            stalled.close()
+        finally:
+            s.stop()
+
     def test_body_over_the_limit_is_413(self):
         s = Server("--max-body", "1000")
         try:
