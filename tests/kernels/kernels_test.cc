@@ -155,8 +155,9 @@ TEST(Kernels, TernaryGemmMatchesDecodedWeights) {
 
 TEST(Kernels, Int8GemmBitExact) {
   std::mt19937 rng(11);
-  for (int64_t K : {64, 100, 256, 2560}) {
-    const int64_t M = 19, T = 3;
+  for (int64_t K : {64, 100, 256, 2560})
+  for (int64_t T : {1, 3, 4, 9}) {  // token blocks of 4 in the AVX-512 table: whole, partial, several
+    const int64_t M = 19;
     std::vector<int8_t> w(M * K), q(T * K);
     for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
     for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
@@ -171,7 +172,7 @@ TEST(Kernels, Int8GemmBitExact) {
     for (const KernelTable* kt : simd_tables()) {
       std::vector<float> y(T * M);
       kt->int8_gemm(w.data(), K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), M);
-      for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K;
+      for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K << " T=" << T;
     }
   }
 }

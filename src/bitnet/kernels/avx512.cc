@@ -454,25 +454,47 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   return s;
 }
 
-// int8 x int8 with vpdpbusd: activations offset to u8 (q + 128) and the offset removed with the row sum.
+// int8 x int8 with vpdpbusd: activations offset to u8 (q + 128) and the offset removed with the row sum,
+// which is computed once per row. Tokens go in blocks of up to 4 sharing each 64-byte load of the weight
+// row (the products are exact integers, so any order gives the scalar table's result); a row is read from
+// memory once for a whole batch, which keeps several sequences decoding together near the cost of one.
+template <int NT>
+inline void int8_rows_dot(const int8_t* wr, int64_t K64, const int8_t* const* qs, __m512i* acc) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < K64; k += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + k + 2048), _MM_HINT_T0);
+    const __m512i wv = _mm512_loadu_si512(wr + k);
+    for (int j = 0; j < NT; ++j)
+      acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_xor_si512(_mm512_loadu_si512(qs[j] + k), bias), wv);
+  }
+}
+
 void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
                const float* row_scales, float* y, int64_t ldy) {
-  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80)), ones = _mm512_set1_epi8(1);
+  const __m512i ones = _mm512_set1_epi8(1);
+  const int64_t K64 = K / 64 * 64;
   for (int64_t m = m0; m < m1; ++m) {
     const int8_t* wr = w + m * K;
-    for (int64_t t = 0; t < T; ++t) {
-      const int8_t* qt = q + t * K;
-      __m512i acc = _mm512_setzero_si512(), wsum = _mm512_setzero_si512();
-      int64_t k = 0;
-      for (; k + 64 <= K; k += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr + k + 2048), _MM_HINT_T0);
-        const __m512i wv = _mm512_loadu_si512(wr + k);
-        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_loadu_si512(qt + k), bias), wv);
-        wsum = _mm512_dpbusd_epi32(wsum, ones, wv);
+    __m512i ws = _mm512_setzero_si512();
+    for (int64_t k = 0; k < K64; k += 64) ws = _mm512_dpbusd_epi32(ws, ones, _mm512_loadu_si512(wr + k));
+    const int32_t wsum = _mm512_reduce_add_epi32(ws);
+    for (int64_t t = 0; t < T; t += 4) {
+      const int nt = T - t >= 4 ? 4 : static_cast<int>(T - t);
+      const int8_t* qs[4];
+      for (int j = 0; j < nt; ++j) qs[j] = q + (t + j) * K;
+      __m512i acc[4];
+      switch (nt) {
+        case 4: int8_rows_dot<4>(wr, K64, qs, acc); break;
+        case 3: int8_rows_dot<3>(wr, K64, qs, acc); break;
+        case 2: int8_rows_dot<2>(wr, K64, qs, acc); break;
+        default: int8_rows_dot<1>(wr, K64, qs, acc); break;
       }
-      int32_t dot = _mm512_reduce_add_epi32(acc) - 128 * _mm512_reduce_add_epi32(wsum);
-      for (; k < K; ++k) dot += wr[k] * qt[k];
-      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+      for (int j = 0; j < nt; ++j) {
+        int32_t dot = _mm512_reduce_add_epi32(acc[j]) - 128 * wsum;
+        for (int64_t k = K64; k < K; ++k) dot += wr[k] * qs[j][k];
+        y[(t + j) * ldy + m] = static_cast<float>(dot) / act_scales[t + j] * row_scales[m];
+      }
     }
   }
 }
