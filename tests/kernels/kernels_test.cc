@@ -234,8 +234,9 @@ TEST(Kernels, AttentionScoresAndMixBitExact) {
 TEST(Kernels, GemmF16BitExact) {
   std::mt19937 rng(12);
   std::normal_distribution<float> nd;
-  for (int64_t K : {64, 100, 2560}) {
-    const int64_t M = 21, T = 3;
+  for (int64_t K : {64, 100, 2560})
+  for (int64_t T : {1, 3, 4, 9}) {  // token blocks of 4 in the AVX-512 table: whole, partial, several
+    const int64_t M = 21;
     std::vector<uint16_t> w(M * K);
     for (auto& v : w) v = f32_to_fp16(nd(rng));
     std::vector<float> x(T * K), ref(T * M, -1.0f), y(T * M, -1.0f);
@@ -246,7 +247,8 @@ TEST(Kernels, GemmF16BitExact) {
         ASSERT_EQ(bits(ref[t * M + m]), bits(kernels::scalar_table().dot_f16(&w[m * K], &x[t * K], K)));
     for (const KernelTable* kt : simd_tables()) {
       kt->gemm_f16(w.data(), K, 2, M, x.data(), T, y.data(), M);
-      for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K << " i=" << i;
+      for (int64_t i = 0; i < T * M; ++i)
+        ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K << " T=" << T << " i=" << i;
     }
   }
 }

@@ -454,8 +454,60 @@ float quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   return s;
 }
 
+// F16 weights times several tokens: each 64-element block of a row is converted once (16-lane vcvtph2ps)
+// and multiplied into up to 4 tokens' accumulators, so the conversion and the load of a row are shared by
+// the batch (the LM head of several sequences decoding together). Lane l of token t accumulates elements
+// l, l + 64, ... by fused multiply-add in order and the lanes are folded by the canonical tree, exactly as
+// dot_f16 (its 8-lane registers hold the same 64 lanes), so each result is bit-identical to it.
+template <int NT>
+inline void f16_rows_dot(const uint16_t* w, const float* const* xs, int64_t n, float* out) {
+  __m512 acc[NT][4];
+  for (int j = 0; j < NT; ++j)
+    for (int r = 0; r < 4; ++r) acc[j][r] = _mm512_setzero_ps();
+  const auto block = [&](int64_t i, auto mask) {
+    __m512 wv[4];
+    for (int r = 0; r < 4; ++r) wv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(r), w + i + 16 * r));
+    for (int j = 0; j < NT; ++j)
+      for (int r = 0; r < 4; ++r)
+        acc[j][r] = _mm512_fmadd_ps(wv[r], _mm512_maskz_loadu_ps(mask(r), xs[j] + i + 16 * r), acc[j][r]);
+  };
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) block(i, [](int) { return __mmask16(0xFFFF); });
+  if (i < n)  // the last, partial block, masked: missing elements are 0 * 0 (accumulators are never -0)
+    block(i, [left = n - i](int r) {
+      const int64_t k = left - 16 * r;
+      return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << k) - 1);
+    });
+  for (int j = 0; j < NT; ++j)  // steps 32, 16, then 8, 4, 2, 1
+    out[j] = tree16(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][2]), _mm512_add_ps(acc[j][1], acc[j][3])));
+}
+
+void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x, int64_t T, float* y,
+              int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint16_t* row = w + m * K;
+    if (T == 1) {  // one token: dot_f16's 8-lane loop measured faster (see above)
+      y[m] = dot_f16(row, x, K);
+      continue;
+    }
+    for (int64_t t = 0; t < T; t += 4) {
+      const int nt = T - t >= 4 ? 4 : static_cast<int>(T - t);
+      const float* xs[4];
+      for (int j = 0; j < nt; ++j) xs[j] = x + (t + j) * K;
+      float out[4];
+      switch (nt) {
+        case 4: f16_rows_dot<4>(row, xs, K, out); break;
+        case 3: f16_rows_dot<3>(row, xs, K, out); break;
+        case 2: f16_rows_dot<2>(row, xs, K, out); break;
+        default: f16_rows_dot<1>(row, xs, K, out); break;
+      }
+      for (int j = 0; j < nt; ++j) y[(t + j) * ldy + m] = out[j];
+    }
+  }
+}
+
 // int8 x int8 with vpdpbusd: activations offset to u8 (q + 128) and the offset removed with the row sum,
-// which is computed once per row. Tokens go in blocks of up to 4 sharing each 64-byte load of the weight
+// which is computed once per row. Tokens go in blocks of up to 8 sharing each 64-byte load of the weight
 // row (the products are exact integers, so any order gives the scalar table's result); a row is read from
 // memory once for a whole batch, which keeps several sequences decoding together near the cost of one.
 template <int NT>
@@ -472,6 +524,7 @@ inline void int8_rows_dot(const int8_t* wr, int64_t K64, const int8_t* const* qs
 
 void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
                const float* row_scales, float* y, int64_t ldy) {
+  constexpr int kBlock = 8;
   const __m512i ones = _mm512_set1_epi8(1);
   const int64_t K64 = K / 64 * 64;
   for (int64_t m = m0; m < m1; ++m) {
@@ -479,12 +532,16 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
     __m512i ws = _mm512_setzero_si512();
     for (int64_t k = 0; k < K64; k += 64) ws = _mm512_dpbusd_epi32(ws, ones, _mm512_loadu_si512(wr + k));
     const int32_t wsum = _mm512_reduce_add_epi32(ws);
-    for (int64_t t = 0; t < T; t += 4) {
-      const int nt = T - t >= 4 ? 4 : static_cast<int>(T - t);
-      const int8_t* qs[4];
+    for (int64_t t = 0; t < T; t += kBlock) {
+      const int nt = T - t >= kBlock ? kBlock : static_cast<int>(T - t);
+      const int8_t* qs[kBlock];
       for (int j = 0; j < nt; ++j) qs[j] = q + (t + j) * K;
-      __m512i acc[4];
+      __m512i acc[kBlock];
       switch (nt) {
+        case 8: int8_rows_dot<8>(wr, K64, qs, acc); break;
+        case 7: int8_rows_dot<7>(wr, K64, qs, acc); break;
+        case 6: int8_rows_dot<6>(wr, K64, qs, acc); break;
+        case 5: int8_rows_dot<5>(wr, K64, qs, acc); break;
         case 4: int8_rows_dot<4>(wr, K64, qs, acc); break;
         case 3: int8_rows_dot<3>(wr, K64, qs, acc); break;
         case 2: int8_rows_dot<2>(wr, K64, qs, acc); break;
@@ -544,7 +601,7 @@ void silu_mul(const float* g, float* u, int64_t n) {
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, FromDots<avx512_table>::gemm_f16, axpy_f32, axpy_f16,
+  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
                              read_sum, attn_scores, attn_mix, exp_shift, silu_mul};
   return &t;
 }
