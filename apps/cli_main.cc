@@ -1,5 +1,8 @@
 // The `bitnet` command line: the subcommand table, parsing, and the one place where errors from bad
 // input become a one-line message and a non-zero exit code.
+#include <algorithm>
+#include <string>
+#include <vector>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -24,6 +27,10 @@ CommandLine::CommandLine() : app("bitnet: inference engine for ternary (1.58-bit
   add("trace", "Statistics of every named intermediate; compare two traces", bitnet::cli::register_trace);
   add("bench", "Prompt and generation throughput (like llama-bench)", bitnet::cli::register_bench);
   add("serve", "OpenAI-compatible HTTP server with continuous batching", bitnet::cli::register_serve);
+  add("pull", "Download a model from a Hugging Face-style hub into the cache (HF_ENDPOINT, HF_TOKEN)",
+      bitnet::cli::register_pull);
+  add("ls", "List the model cache", bitnet::cli::register_ls);
+  add("rm", "Remove models from the cache", bitnet::cli::register_rm);
   add("matmul", "Apply one linear layer of a model to float32 rows (diagnostics)", bitnet::cli::register_matmul);
   add("tokenize", "Print the token ids of a text", bitnet::cli::register_tokenize);
   add("eval", "Write the logits of every position of a token list (for comparison with other engines)",
@@ -54,8 +61,13 @@ int CommandLine::run_parsed() {
 
 int bitnet_main(int argc, char** argv) {
   CommandLine cli;
+  // llama.cpp's spelling `-hf REPO` is `--hf REPO` here (CLI11 takes single-dash names of one letter only).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& a : args)
+    if (a == "-hf") a = "--hf";
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
   try {
-    cli.app.parse(argc, argv);
+    cli.app.parse(args);
   } catch (const CLI::ParseError& e) {
     return cli.app.exit(e);
   }

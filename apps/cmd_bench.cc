@@ -97,6 +97,7 @@ Action register_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
+  add_hf_option(app, o->model.hf);
   app.add_option("--synth", o->synth, "Bench a generated model of this preset instead (2b-4t)");
   app.add_option("--type", o->type, "With --synth: linear weight type")->capture_default_str();
   // Like llama-bench, the sizes, depths and thread counts take comma-separated lists: every combination is
@@ -147,7 +148,7 @@ Action register_bench(CLI::App& app) {
       synth_model(so).write(tmp.string());
       path = tmp.string();
     }
-    if (path.empty()) path = default_model_path();
+    if (path.empty() || !o->model.hf.empty()) path = resolve_model(o->model.model, o->model.hf);
     struct Cleanup {
       std::filesystem::path p;
       ~Cleanup() {

@@ -20,6 +20,7 @@ Action register_matmul(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
+  add_hf_option(app, o->model.hf);
   app.add_option("--tensor", o->tensor, "Linear weight, e.g. blk.0.attn_q.weight")->required();
   app.add_option("--input", o->input, "float32 input rows [T][in]")->required();
   app.add_option("--output", o->output, "float32 output rows [T][out]")->required();

@@ -9,17 +9,19 @@
 #include "bitnet/model/vocab_gguf.h"
 #include "bitnet/text/tokenizer.h"
 #include "commands.h"
+#include "model_flags.h"
 
 namespace bitnet::cli {
 
 Action register_tokenize(CLI::App& app) {
   struct Opts {
-    std::string model, prompt;
+    std::string model, hf, prompt;
     bool has_prompt = false, no_bos = false, parse_special = false, json = false, show_pieces = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model,
                  "GGUF file, a vocabulary-only file is enough (default: the trained model, or $BITNET_MODEL)");
+  add_hf_option(app, o->hf);
   app.add_option("-p,--prompt", o->prompt, "Text to tokenize (default: all of standard input)");
   app.add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
   app.add_flag("--parse-special", o->parse_special, "Recognise special tokens such as <|eot_id|> in the text");
@@ -28,7 +30,7 @@ Action register_tokenize(CLI::App& app) {
   return [o, &app]() {
     std::string text = o->prompt;
     if (app.count("--prompt") == 0) text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    auto f = GgufFile::open(model_or_default(o->model));
+    auto f = GgufFile::open(resolve_model(o->model, o->hf));
     const VocabData v = vocab_from_gguf(*f);
     auto tok = Tokenizer::create(v);
     if (v.model == "gpt2" && v.pre.empty())

@@ -115,6 +115,7 @@ Action register_trace(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file");
+  add_hf_option(app, o->model.hf);
   app.add_option("-c,--ctx-size", o->model.n_ctx, "Context size")->capture_default_str();
   app.add_option("--kv-type", o->model.kv_type, "KV cache type: f16 | f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   app.add_option("--act-quant", o->model.act_quant, "auto | per-token")->capture_default_str()->check(CLI::IsMember({"auto", "per-token"}));

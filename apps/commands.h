@@ -25,6 +25,9 @@ Action register_trace(CLI::App& app);
 Action register_matmul(CLI::App& app);
 Action register_bench(CLI::App& app);
 Action register_serve(CLI::App& app);
+Action register_pull(CLI::App& app);
+Action register_ls(CLI::App& app);
+Action register_rm(CLI::App& app);
 
 // Every subcommand registered on one app, with the action each returns (cli_main.cc). Parsing is
 // separate from running so that tests/fuzz/fuzz_cli.cc can parse fuzzed arguments without acting on them.

@@ -4,12 +4,14 @@
 #include <limits>
 
 #include "bitnet/base/error.h"
+#include "bitnet/hub/hub.h"
 #include "commands.h"
 
 namespace bitnet::cli {
 
 void ModelFlags::add(CLI::App& app) {
   app.add_option("-m,--model", model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
+  add_hf_option(app, hf);
   app.add_option("-c,--ctx-size", n_ctx, "Context size in tokens (0: the model's, at most 4096)")->capture_default_str();
   app.add_option("-b,--batch-size", n_batch, "Tokens per forward pass while reading a prompt")
       ->capture_default_str()
@@ -28,7 +30,19 @@ void ModelFlags::add(CLI::App& app) {
       ->check(CLI::IsMember({"f16", "q8"}));
 }
 
-std::string ModelFlags::path() const { return model_or_default(model); }
+void add_hf_option(CLI::App& app, std::string& hf) {
+  app.add_option("--hf", hf,
+                 "-hf REPO[:FILE]: a model from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN), downloaded into the "
+                 "cache unless there (see `bitnet pull`)");
+}
+
+std::string resolve_model(const std::string& model, const std::string& hf) {
+  if (!model.empty() && !hf.empty()) fail("-m and -hf both name a model: give one");
+  if (!hf.empty()) return hub::pull(hub::parse_ref(hf), hub::default_options());
+  return model_or_default(model);
+}
+
+std::string ModelFlags::path() const { return resolve_model(model, hf); }
 
 SessionOptions ModelFlags::session_options() const {
   SessionOptions o;

@@ -12,6 +12,7 @@ namespace bitnet::cli {
 
 struct ModelFlags {
   std::string model;
+  std::string hf;  // -hf REPO[:FILE]: pulled into the cache (src/bitnet/hub)
   int32_t n_ctx = 0;
   int32_t n_batch = 512;
   int32_t threads = 0;
@@ -20,9 +21,14 @@ struct ModelFlags {
   std::string lm_head = "f16";
 
   void add(CLI::App& app);
-  std::string path() const;  // -m, else the default model
+  std::string path() const;  // -m, else -hf (downloaded unless cached), else the default model
   SessionOptions session_options() const;
 };
+
+// Adds --hf (spelled -hf too) to a command with its own -m.
+void add_hf_option(CLI::App& app, std::string& hf);
+// The model file of -m / -hf: -m as given; -hf's file pulled into the cache; neither: the default model.
+std::string resolve_model(const std::string& model, const std::string& hf);
 
 // "8,16, 32" -> {8, 16, 32}; Error naming the flag and the bad element (described as `what`) when one is not
 // an integer in [lo, hi]. Never empty.

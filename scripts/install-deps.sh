@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                                   # command-line parsing (each flag declared once)
   libpcre2-dev                                   # Unicode regex for the LLaMA-3 pre-tokenizer
   libcpp-httplib-dev                             # HTTP server of `bitnet serve` (as llama-server uses)
+  libcurl4-openssl-dev libssl-dev                # `bitnet pull`: downloads (libcurl), sha256 (OpenSSL)
   libgtest-dev libgmock-dev                      # unit tests
   python3 python3-numpy                          # CLI tests, independent reference forward pass
   curl                                           # the README's server examples, run by tests/server
