@@ -49,9 +49,9 @@ class Pull(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.cache, ignore_errors=True)
 
-    def bitnet(self, *args, token=None, timeout=120):
+    def bitnet(self, *args, token=None, timeout=120, endpoint=None):
         env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "BITNET_MODEL")}
-        env.update({"HF_ENDPOINT": self.hub.endpoint + "/", "BITNET_CACHE": self.cache})
+        env.update({"HF_ENDPOINT": (endpoint or self.hub.endpoint) + "/", "BITNET_CACHE": self.cache})
         if token:
             env["HF_TOKEN"] = token
         return subprocess.run([BITNET, *args], capture_output=True, text=True, env=env, timeout=timeout)
@@ -75,6 +75,10 @@ class Pull(unittest.TestCase):
         p = self.bitnet("pull", f"test/austen-gguf:{GGUF_NAME}")
         self.assertEqual((p.returncode, p.stdout.strip()), (0, path), p.stderr)
         self.assertEqual((self.hub.hub_requests, self.hub.sent[sha]), (hub_before, sent_before))
+        # Offline (the hub unreachable), the one cached GGUF of the repository answers a pull without :FILE.
+        p = self.bitnet("pull", "test/austen-gguf", endpoint="http://127.0.0.1:9")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, path), p.stderr)
+        self.assertIn("using the cached", p.stderr)
         ls = json.loads(self.bitnet("ls", "--json").stdout)
         self.assertEqual([(e["repo"], e["file"], e["bytes"], e["partial"]) for e in ls["entries"]],
                          [("test/austen-gguf", GGUF_NAME, len(self.gguf), False)])

@@ -337,11 +337,19 @@ std::string pull(const Ref& in, const Options& o) {
     fail("revision '{}': a branch, tag or commit without '/' is expected", o.revision);
   const fs::path dir = entry_dir(o.cache_dir, ref.repo, o.revision);
   if (ref.file.empty()) {
-    // A file of this repository already in the cache answers without the network.
-    std::error_code ec;
-    for (const char* known : {"ggml-model-i2_s.gguf"})
-      if (fs::is_regular_file(dir / known, ec)) return (dir / known).string();
-    ref.file = default_file(ref.repo, o);
+    try {
+      ref.file = default_file(ref.repo, o);
+    } catch (const Error& e) {
+      // Offline (or the hub refuses the listing): one GGUF of this repository and revision in the cache will do.
+      std::error_code ec;
+      std::vector<fs::path> cached;
+      for (const auto& f : fs::directory_iterator(dir, ec))
+        if (f.is_regular_file(ec) && lower(f.path().filename().string()).ends_with(".gguf")) cached.push_back(f.path());
+      if (cached.size() != 1) throw;
+      if (!o.quiet)
+        std::fprintf(stderr, "bitnet: note: %s; using the cached %s\n", e.what(), cached.front().filename().c_str());
+      return cached.front().string();
+    }
   }
   const fs::path final_path = dir / ref.file;
   std::error_code ec;
