@@ -21,14 +21,20 @@ struct Response {
   std::string head, body;
 };
 
+// The trained model in small slots of 64 tokens, one thread.
+ServerOptions small_server(int32_t parallel) {
+  ServerOptions o;
+  o.model_path = BITNET_TEST_MODEL;
+  o.sched.parallel = parallel;
+  o.sched.n_ctx = 64;
+  o.sched.threads = 1;
+  return o;
+}
+
 class Api : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ServerOptions o;
-    o.model_path = BITNET_TEST_MODEL;
-    o.sched.parallel = 2;
-    o.sched.n_ctx = 64;
-    o.sched.threads = 1;
+    ServerOptions o = small_server(2);
     o.max_body = 4096;
     o.api_key = "sesame";
     server_ = std::make_unique<ApiServer>(o);
@@ -204,11 +210,7 @@ TEST_F(Api, StreamEndsWithDone) {
 }
 
 TEST_F(Api, MaxTokensCapClamps) {
-  ServerOptions o;
-  o.model_path = BITNET_TEST_MODEL;
-  o.sched.parallel = 1;
-  o.sched.n_ctx = 64;
-  o.sched.threads = 1;
+  ServerOptions o = small_server(1);
   o.max_tokens = 2;
   ApiServer capped(o);
   capped.load();
