@@ -7,6 +7,11 @@ stamp="$dir/.installed-$(echo "$*" | sed 's/[^A-Za-z0-9.]/_/g')"
 [ -f "$stamp" ] && exit 0
 if ! command -v npm >/dev/null; then echo "SKIP: npm is not installed"; exit 77; fi
 mkdir -p "$dir"
+# Tests run in parallel (ctest -j) and several install into one folder: one npm at a time there, or one
+# npm's rewrite of node_modules pulls packages from under a test already using them.
+exec 9>"$dir/.install-lock"
+flock 9
+[ -f "$stamp" ] && exit 0
 if ! (cd "$dir" && timeout 300 npm install --no-audit --no-fund --prefix "$dir" -E "$@" >"$dir/npm.log" 2>&1); then
   echo "SKIP: npm could not install $* (registry unreachable?); see $dir/npm.log"
   tail -5 "$dir/npm.log"
