@@ -76,6 +76,13 @@ class Server:
         c.close()
         return r.status, body
 
+    def n_tokens(self, text):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        c.request("POST", "/tokenize", body=json.dumps({"content": text}), headers={"Content-Type": "application/json"})
+        n = len(json.loads(c.getresponse().read())["tokens"])
+        c.close()
+        return n
+
     def metric(self, name):
         _, text = self.get("/metrics")
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
@@ -208,6 +215,17 @@ def main():
         server_args += ["-m", a.model]
     s = Server(a.bitnet, server_args)
     reqs = make_requests(a.requests, a.seed, a.max_tokens, corpus_words())
+    # Every prompt fits the context with room to spare (whatever text the words came from): at most 256 tokens.
+    for r in reqs:
+        key = "prompt" if "prompt" in r["body"] else None
+        text = r["body"]["prompt"] if key else r["body"]["messages"][0]["content"]
+        while s.n_tokens(text) > 256:
+            words = text.split()
+            text = " ".join(words[: len(words) * 3 // 4]) if len(words) > 1 else text[: len(text) // 2]
+        if key:
+            r["body"]["prompt"] = text
+        else:
+            r["body"]["messages"][0]["content"] = text
     todo = queue.Queue()
     for r in reqs:
         todo.put(r)
