@@ -20,10 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Repo:
-    def __init__(self, files, token=None, wrong_hash=False):
+    def __init__(self, files, token=None, wrong_hash=False, listing_without_revision=False):
         self.files = files            # name -> bytes
         self.token = token            # None: public
         self.wrong_hash = wrong_hash  # report a sha256 that is not the content's
+        self.listing_without_revision = listing_without_revision  # only /api/models/{repo} lists files
 
 
 class MockHub:
@@ -92,10 +93,10 @@ class MockHub:
             def do_GET(self):
                 with mock.lock:
                     mock.hub_requests += 1
-                m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/]+)", self.path)
+                m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(/revision/([^/]+))?", self.path)
                 if m:
                     repo = mock.repos.get(m.group(1))
-                    if not repo:
+                    if not repo or (repo.listing_without_revision and m.group(2)):
                         return self.send_json(404, {"error": "Repository not found"})
                     if self.authorized(repo):
                         self.send_json(200, {"id": m.group(1), "siblings": [{"rfilename": f} for f in repo.files]})

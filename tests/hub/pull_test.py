@@ -38,6 +38,8 @@ class Pull(unittest.TestCase):
         cls.hub.add_repo("test/stall", {"m.gguf": cls.gguf[:1000000]})
         cls.hub.add_repo("test/busy", {"m.gguf": cls.gguf[:1500000]})
         cls.hub.add_repo("test/nogguf", {"model.safetensors": b"{}"})
+        cls.hub.add_repo("test/oldapi", {"a-tq1_0.gguf": b"GGUF1", "b-tq2_0.gguf": b"GGUF2"},
+                         listing_without_revision=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -90,6 +92,11 @@ class Pull(unittest.TestCase):
         self.assertEqual(rm.returncode, 0, rm.stderr)
         self.assertEqual(self.cached_files(), [])
         self.assertNotEqual(self.bitnet("rm", "test/austen-gguf").returncode, 0)  # nothing left to remove
+
+    def test_listing_route_without_revision_and_type_preference(self):
+        p = self.bitnet("pull", "test/oldapi", "-q")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.strip().endswith("b-tq2_0.gguf"), p.stdout)  # TQ2_0 before TQ1_0
 
     def test_token_reaches_the_hub_only(self):
         self.hub.auth_seen_by_cdn = False

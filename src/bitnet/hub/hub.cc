@@ -240,9 +240,13 @@ std::string sha256_file(const fs::path& p) {
 std::string default_file(const std::string& repo, const Options& o) {
   for (const auto& [r, f] : kKnownDefaults)
     if (lower(repo) == lower(r)) return f;
-  const std::string url = fmt::format("{}/api/models/{}/revision/{}", o.endpoint, url_encode_path(repo),
-                                      url_encode_path(o.revision));
-  const Transfer t = http_get(url, o, nullptr, "");
+  std::string url = fmt::format("{}/api/models/{}/revision/{}", o.endpoint, url_encode_path(repo),
+                                url_encode_path(o.revision));
+  Transfer t = http_get(url, o, nullptr, "");
+  if (t.error.empty() && t.status == 404 && o.revision == "main") {  // hubs without the revision route
+    url = fmt::format("{}/api/models/{}", o.endpoint, url_encode_path(repo));
+    t = http_get(url, o, nullptr, "");
+  }
   if (!t.error.empty()) fail("listing {}: {}", url, t.error);
   if (t.status != 200) fail_status(t, url, repo, "", o.revision, o);
   const auto j = nlohmann::json::parse(t.body, nullptr, false);
