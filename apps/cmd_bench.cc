@@ -134,7 +134,7 @@ Action register_bench(CLI::App& app) {
                   max_gen = *std::max_element(gens.begin(), gens.end()),
                   max_depth = *std::max_element(depths.begin(), depths.end());
     if (max_prompt == 0 && max_gen == 0) fail("bench: -p and -n are all 0: nothing to measure");
-    std::string path = o->model.model;
+    std::string path;  // --synth's generated file, else -m / -hf / the default model
     std::filesystem::path tmp;
     if (!o->synth.empty()) {
       SynthOptions so;
@@ -147,8 +147,9 @@ Action register_bench(CLI::App& app) {
       tmp = std::filesystem::temp_directory_path() / ("bitnet-bench-" + std::to_string(::getpid()) + ".gguf");
       synth_model(so).write(tmp.string());
       path = tmp.string();
+    } else {
+      path = resolve_model(o->model.model, o->model.hf);
     }
-    if (path.empty() || !o->model.hf.empty()) path = resolve_model(o->model.model, o->model.hf);
     struct Cleanup {
       std::filesystem::path p;
       ~Cleanup() {

@@ -39,6 +39,14 @@ bitnet::SamplingParams sampling(const SampleParams& p) {
   return s;
 }
 
+// Error naming the first id outside the vocabulary [0, n_vocab).
+void check_ids(std::span<const int32_t> ids, int32_t n_vocab) {
+  for (const int32_t id : ids)
+    if (id < 0 || id >= n_vocab)
+      throw api::Error(ErrorCode::InvalidArgument, "token id " + std::to_string(id) +
+                                                       " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+}
+
 bool same(const SampleParams& a, const SampleParams& b) {
   return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
          a.repeat_penalty == b.repeat_penalty && a.seed == b.seed;
@@ -103,23 +111,15 @@ std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_bos, bool 
 
 std::string Engine::detokenize(std::span<const int32_t> ids) const {
   return guarded(ErrorCode::InvalidArgument, [&] {
-    const int32_t V = impl_->session->n_vocab();
-    for (const int32_t id : ids)
-      if (id < 0 || id >= V)
-        throw api::Error(ErrorCode::InvalidArgument,
-                         "token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
-    return impl_->session->tokenizer().decode(std::vector<int32_t>(ids.begin(), ids.end()));
+    check_ids(ids, impl_->session->n_vocab());
+    return impl_->session->tokenizer().decode(ids);
   });
 }
 
 void Engine::eval(std::span<const int32_t> tokens) {
   guarded(ErrorCode::InvalidArgument, [&] {
     if (tokens.empty()) throw api::Error(ErrorCode::InvalidArgument, "eval: no tokens");
-    const int32_t V = impl_->session->n_vocab();
-    for (const int32_t id : tokens)
-      if (id < 0 || id >= V)
-        throw api::Error(ErrorCode::InvalidArgument,
-                         "token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+    check_ids(tokens, impl_->session->n_vocab());
     if (impl_->session->n_past() + static_cast<int64_t>(tokens.size()) > impl_->session->n_ctx())
       throw api::Error(ErrorCode::ContextFull,
                        std::to_string(impl_->session->n_past()) + " tokens in the context and " +

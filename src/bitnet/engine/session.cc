@@ -27,11 +27,11 @@ void Session::decode(const std::vector<BatchToken>& batch, std::vector<float>* l
   for (const BatchToken& t : batch) rows += t.logits;
   if (logits) logits->resize(rows * model_->config().vocab_size);
   if (rows > 0 && !logits) fail("decode: tokens ask for logits but no buffer was given");
+  size_t done = 0;  // logits rows written by earlier parts
   for (size_t i = 0; i < batch.size(); i += n_batch_) {  // Forward takes at most n_batch_ tokens a call
     const std::vector<BatchToken> part(batch.begin() + i, batch.begin() + std::min(batch.size(), i + n_batch_));
-    size_t before = 0;
-    for (size_t j = 0; j < i; ++j) before += batch[j].logits;
-    forward_->eval(part, logits ? logits->data() + before * model_->config().vocab_size : nullptr);
+    forward_->eval(part, logits ? logits->data() + done * model_->config().vocab_size : nullptr);
+    for (const BatchToken& t : part) done += t.logits;
   }
 }
 

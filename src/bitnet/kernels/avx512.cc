@@ -147,6 +147,11 @@ inline float tree16(__m512 v) {
 // The 64 canonical lanes of dot(a, b), already folded by the tree's steps 32 and 16 into 16 lanes.
 // Named accumulators: as an array indexed in the tail, GCC stored all four to the stack on every
 // iteration of the main loop.
+// Lanes of a 16-lane register that hold one of the `left` elements still to read (all 16, some, none).
+inline __mmask16 tail_mask16(int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << left) - 1);
+}
+
 template <typename LoadA>
 inline __m512 dot_lanes16(LoadA load_a, const float* b, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -159,11 +164,8 @@ inline __m512 dot_lanes16(LoadA load_a, const float* b, int64_t n) {
   }
   if (i < n) {  // the last, partial 64-element block, masked: missing elements are 0 * 0, which leaves a
                 // lane unchanged (accumulators are never -0)
-    const auto mask = [&](int64_t r) {
-      const int64_t left = n - i - 16 * r;
-      return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << left) - 1);
-    };
-    const __mmask16 k0 = mask(0), k1 = mask(1), k2 = mask(2), k3 = mask(3);
+    const __mmask16 k0 = tail_mask16(n - i), k1 = tail_mask16(n - i - 16), k2 = tail_mask16(n - i - 32),
+                    k3 = tail_mask16(n - i - 48);
     a0 = _mm512_fmadd_ps(load_a(i, k0), _mm512_maskz_loadu_ps(k0, b + i), a0);
     a1 = _mm512_fmadd_ps(load_a(i + 16, k1), _mm512_maskz_loadu_ps(k1, b + i + 16), a1);
     a2 = _mm512_fmadd_ps(load_a(i + 32, k2), _mm512_maskz_loadu_ps(k2, b + i + 32), a2);
@@ -474,10 +476,7 @@ inline void f16_rows_dot(const uint16_t* w, const float* const* xs, int64_t n, f
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) block(i, [](int) { return __mmask16(0xFFFF); });
   if (i < n)  // the last, partial block, masked: missing elements are 0 * 0 (accumulators are never -0)
-    block(i, [left = n - i](int r) {
-      const int64_t k = left - 16 * r;
-      return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << k) - 1);
-    });
+    block(i, [left = n - i](int r) { return tail_mask16(left - 16 * r); });
   for (int j = 0; j < NT; ++j)  // steps 32, 16, then 8, 4, 2, 1
     out[j] = tree16(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][2]), _mm512_add_ps(acc[j][1], acc[j][3])));
 }
