@@ -374,10 +374,8 @@ std::string pull(const Ref& in, const Options& o) {
   Transfer t;
   for (int attempt = 0;; ++attempt) {
     t = http_get(url, o, &part, ref.file);
-    if (t.status >= 400 && t.status != 416) {
-      if (t.resume_from == 0) fs::remove(part, ec);
-      fail_status(t, url, ref.repo, ref.file, o.revision, o);
-    }
+    // An error response never reaches the .part (on_body keeps it in t.body), so what is on disk stays.
+    if (t.status >= 400 && t.status != 416) fail_status(t, url, ref.repo, ref.file, o.revision, o);
     if (t.error.empty()) break;
     if (t.written == 0 || attempt == 4)
       fail("downloading {}: {}; {} bytes are kept in {} and the next pull resumes from there", url, t.error,
