@@ -188,6 +188,7 @@ void Scheduler::admit() {
     {
       std::lock_guard lock(mu_);
       ++active_;
+      metrics_.active = active_;  // at once: a client that has its first token must never read 0 here
     }
     s.prompt_done = keep;
     s.pending = -1;
@@ -244,7 +245,6 @@ void Scheduler::step() {
 
   std::lock_guard lock(mu_);
   ++metrics_.steps;
-  metrics_.active = active_;
   int64_t used = 0;
   for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
   metrics_.kv_cells_used = used;
