@@ -61,10 +61,11 @@ int CommandLine::run_parsed() {
 
 int bitnet_main(int argc, char** argv) {
   CommandLine cli;
-  // llama.cpp's spelling `-hf REPO` is `--hf REPO` here (CLI11 takes single-dash names of one letter only).
+  // llama.cpp's spellings `-hf REPO` and `-md FILE` are `--hf`, `--md` here (CLI11 takes single-dash names
+  // of one letter only).
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::string& a : args)
-    if (a == "-hf") a = "--hf";
+    if (a == "-hf" || a == "-md") a = "-" + a;
   std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
   try {
     cli.app.parse(args);

@@ -19,18 +19,23 @@ Action register_chat(CLI::App& app) {
   struct Opts {
     ModelFlags model;
     SamplingFlags sampling;
+    SpeculativeFlags spec;
     std::string system, chat_template;
     bool timings = false;
   };
   auto o = std::make_shared<Opts>();
   o->model.add(app);
   o->sampling.add(app);
+  o->spec.add(app);
   app.add_option("--system", o->system, "System message");
   app.add_option("--chat-template", o->chat_template, "Override the template: " + chat_template_names());
   app.add_flag("--timings", o->timings, "Print timings after each answer");
   return [o]() {
-    const GenerateParams params = o->sampling.params();
+    GenerateParams params = o->sampling.params();
     Session s(o->model.path(), o->model.session_options());
+    std::unique_ptr<Session> draft_session;
+    const std::unique_ptr<Drafter> drafter = o->spec.make(s, o->model.session_options(), &draft_session);
+    o->spec.apply(drafter.get(), &params);
     const Tokenizer& tok = s.tokenizer();
     ChatTemplate tmpl;
     if (!o->chat_template.empty()) {

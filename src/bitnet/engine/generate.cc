@@ -30,7 +30,9 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
   if (prompt.empty()) fail("the prompt is empty (no tokens)");
   for (const std::string& stop : p.stop)
     if (stop.empty()) fail("--stop: empty stop strings are not allowed");
+  if (p.drafter && p.draft_max < 1) fail("--draft-max must be at least 1 (got {})", p.draft_max);
   const Tokenizer& tok = s.tokenizer();
+  const size_t V = static_cast<size_t>(s.n_vocab());
   GenerateResult r;
   Sampler sampler(p.sampling, s.n_vocab());
   for (int32_t t : prompt) sampler.accept(t);  // prompt tokens count in the repetition window, as in llama.cpp
@@ -49,17 +51,17 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
       if (!on_text(piece)) stopped_by_caller = true;
     }
   };
-  t0 = Clock::now();
-  while (true) {
+  // The next token from one position's logits, output as text; -1 when generation ends (r.stop_reason).
+  auto next = [&](const float* row) -> int32_t {
     if (p.n_predict >= 0 && static_cast<int32_t>(r.tokens.size()) >= p.n_predict) {
       r.stop_reason = "length";
-      break;
+      return -1;
     }
-    const int32_t id = sampler.sample(logits.data());
+    const int32_t id = sampler.sample(row);
     sampler.accept(id);
     if (tok.is_eog(id) && !p.ignore_eos) {
       r.stop_reason = "eog";
-      break;
+      return -1;
     }
     r.tokens.push_back(id);
     pending += decoder.feed(id);
@@ -70,20 +72,62 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
       emit(std::string_view(pending).substr(0, cut));
       pending.clear();
       r.stop_reason = "stop";
-      break;
+      return -1;
     }
     const size_t keep = held_back(pending, p.stop);
     emit(std::string_view(pending).substr(0, pending.size() - keep));
     pending.erase(0, pending.size() - keep);
     if (stopped_by_caller) {
       r.stop_reason = "stop";
-      break;
+      return -1;
     }
+    return id;
+  };
+
+  t0 = Clock::now();
+  std::vector<int32_t> batch, context;
+  std::vector<float> rows;
+  int32_t x = next(logits.data());  // sampled, not yet in the cache
+  while (x >= 0) {
     if (s.n_past() >= s.n_ctx()) {
       r.stop_reason = "context";
       break;
     }
-    s.eval({id}, nullptr, &logits);
+    ++r.n_passes;
+    std::vector<int32_t> drafts;
+    if (p.drafter) {
+      // No more drafts than the cache has room for, or than tokens may still be generated after x.
+      int32_t room = std::min(p.draft_max, s.n_ctx() - s.n_past() - 1);
+      if (p.n_predict >= 0) room = std::min(room, p.n_predict - static_cast<int32_t>(r.tokens.size()) - 1);
+      if (room > 0) {
+        context = s.history();
+        context.push_back(x);
+        drafts = p.drafter->draft(context, room);
+        if (static_cast<int32_t>(drafts.size()) > room) drafts.resize(room);
+      }
+    }
+    if (drafts.empty()) {
+      s.eval({x}, nullptr, &logits);
+      x = next(logits.data());
+      continue;
+    }
+    // Verify: x and the drafts in one pass; row j holds the logits after x, d_1 .. d_j.
+    const int32_t base = s.n_past();
+    batch.assign(1, x);
+    batch.insert(batch.end(), drafts.begin(), drafts.end());
+    s.eval(batch, &rows, nullptr);
+    r.n_drafted += static_cast<int32_t>(drafts.size());
+    x = -1;
+    for (size_t j = 0; j <= drafts.size(); ++j) {
+      const int32_t t = next(rows.data() + j * V);
+      if (t >= 0 && j < drafts.size() && t == drafts[j]) {  // the draft is what was drawn: its cache entry stays
+        ++r.n_accepted;
+        continue;
+      }
+      s.truncate(base + 1 + static_cast<int32_t>(j));  // x and the kept drafts
+      x = t;  // drawn, not in the cache (or -1: the end)
+      break;
+    }
   }
   if (r.stop_reason != "stop") emit(pending + decoder.flush());
   r.gen_ms = ms_since(t0);

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bitnet/engine/draft.h"
 #include "bitnet/engine/session.h"
 #include "bitnet/sampling/sampler.h"
 
@@ -16,6 +17,13 @@ struct GenerateParams {
   std::vector<std::string> stop;    // --stop strings; output ends before the first one
   SamplingParams sampling;
   bool ignore_eos = false;          // keep going past end-of-generation tokens
+  // Speculative decoding: tokens proposed by `drafter` (up to draft_max a step) are verified together with
+  // the last sampled token in one forward pass. Each position's token is still drawn by the sampler from
+  // that position's logits, in order, and a draft is kept only while it equals the drawn token: the output
+  // is the plain decoding's, token for token (for a deterministic draft this is the standard rejection rule:
+  // a draft d is kept with probability p(d), and on rejection the token comes from p without d).
+  Drafter* drafter = nullptr;
+  int32_t draft_max = 8;
 };
 
 struct GenerateResult {
@@ -24,6 +32,8 @@ struct GenerateResult {
   int32_t n_prompt = 0;             // prompt tokens evaluated (after reusing the cached prefix)
   double prompt_ms = 0, gen_ms = 0;
   std::string stop_reason;          // "eog", "stop", "length", "context"
+  int32_t n_drafted = 0, n_accepted = 0;  // speculative decoding: drafted tokens, and those kept
+  int32_t n_passes = 0;             // forward passes while generating
 };
 
 // Length of the longest suffix of `text` that is a proper prefix of some (non-empty) stop string: those
