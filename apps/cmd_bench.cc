@@ -5,6 +5,9 @@
 // repetitions after one warm-up, for every combination of the comma-separated -p/-n, -d and -t values.
 // --parallel P > 1 adds batched generation (what `bitnet serve --parallel P` does): P sequences, each with
 // -d tokens of context, decode together, one token of each per forward pass; tok/s counts all P.
+// --lookup adds a reuse task (a passage, then its opening again: the model is asked to repeat it), generated
+// greedily with plain decoding and with prompt lookup; it reports both speeds, the share of drafts accepted,
+// tokens per forward pass, and checks that both give the same tokens.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +22,8 @@
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/page_buffer.h"
+#include "bitnet/engine/draft.h"
+#include "bitnet/engine/generate.h"
 #include "bitnet/format/gguf.h"
 #include "bitnet/kernels/kernels.h"
 #include "bitnet/model/synth.h"
@@ -70,6 +75,8 @@ struct Test {
   int threads = 0;
   int32_t n_prompt = 0, n_gen = 0, depth = 0;
   int32_t parallel = 1;        // tg: sequences decoding together
+  std::string task;            // "reuse": --lookup's task, "reuse+lookup" with prompt lookup
+  int32_t drafted = 0, accepted = 0, passes = 0, generated = 0;  // summed over repetitions (reuse tasks)
   Series series;
   ForwardProfile profile;
   double read_gb_s = 0;        // --roofline: bandwidth measured with these threads
@@ -80,10 +87,30 @@ struct Test {
   }
   std::string name() const {
     return (n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen)) +
-           (parallel > 1 ? " x" + std::to_string(parallel) : "") + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+           (parallel > 1 ? " x" + std::to_string(parallel) : "") + (depth > 0 ? " @ d" + std::to_string(depth) : "") +
+           (task.empty() ? "" : " " + task);  // "tg9 verify": passes of 9 tokens (per second)
   }
   double roofline_tok_s() const { return read_gb_s > 0 && bytes_per_token ? read_gb_s * 1e9 / double(bytes_per_token) : 0; }
 };
+
+// The reuse task's text: a passage of Emma from the shared data (a fixed one when that is absent), then
+// its first third again.
+std::string reuse_prompt() {
+  std::string passage =
+      "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to "
+      "unite some of the best blessings of existence; and had lived nearly twenty-one years in the world with "
+      "very little to distress or vex her. She was the youngest of the two daughters of a most affectionate, "
+      "indulgent father; and had, in consequence of her sister's marriage, been mistress of his house from a "
+      "very early period.";
+  if (FILE* f = std::fopen((shared_data_dir() + "/text/austen/emma.txt").c_str(), "rb")) {
+    std::string text(4096, '\0');
+    if (std::fseek(f, 30000, SEEK_SET) == 0) text.resize(std::fread(text.data(), 1, text.size(), f));
+    std::fclose(f);
+    const size_t start = text.find("\n\n"), end = start == std::string::npos ? start : text.find("\n\n", start + 600);
+    if (end != std::string::npos) passage = text.substr(start + 2, std::min<size_t>(end - start - 2, 700));
+  }
+  return passage + "\n\n" + passage.substr(0, passage.size() / 3);
+}
 
 }  // namespace
 
@@ -93,7 +120,8 @@ Action register_bench(CLI::App& app) {
     std::string synth, type = "i2_s";
     std::string n_prompt = "512", n_gen = "128", depth = "0", threads = "0", parallel = "1";
     int32_t reps = 5;
-    bool json = false, profile = false, roofline = false;
+    bool json = false, profile = false, roofline = false, lookup = false, draft_fixed = false;
+    int32_t draft_max = 8;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model.model, "GGUF model file (default: the trained model, or $BITNET_MODEL)");
@@ -122,6 +150,13 @@ Action register_bench(CLI::App& app) {
   app.add_flag("--roofline", o->roofline,
                "Also measure memory read bandwidth with the same threads and the decode speed it allows "
                "(bytes read per generated token / bandwidth)");
+  app.add_flag("--lookup", o->lookup,
+               "Also a reuse task (repeat a quoted passage) for each -n, generated greedily with plain decoding and "
+               "with prompt lookup: speeds, drafts accepted, tokens per pass");
+  app.add_option("--draft-max", o->draft_max, "With --lookup: drafted tokens per pass")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--draft-fixed", o->draft_fixed, "With --lookup: verify every draft found (default: as many tokens as pay off)");
   return [o]() {
     constexpr int32_t kMaxTokens = 1 << 20;
     const std::string size_what = "a token count from 0 to " + std::to_string(kMaxTokens);
@@ -134,6 +169,7 @@ Action register_bench(CLI::App& app) {
                   max_gen = *std::max_element(gens.begin(), gens.end()),
                   max_depth = *std::max_element(depths.begin(), depths.end());
     if (max_prompt == 0 && max_gen == 0) fail("bench: -p and -n are all 0: nothing to measure");
+    if (o->lookup && max_gen == 0) fail("bench: --lookup needs a generation length (-n)");
     std::string path;  // --synth's generated file, else -m / -hf / the default model
     std::filesystem::path tmp;
     if (!o->synth.empty()) {
@@ -168,6 +204,8 @@ Action register_bench(CLI::App& app) {
       so.n_threads = n_threads;
       so.n_ctx = max_depth + std::max(max_prompt, max_gen) + 1;
       so.n_seq = *std::max_element(parallels.begin(), parallels.end());
+      const std::string reuse_text = o->lookup ? reuse_prompt() : "";
+      if (o->lookup) so.n_ctx = std::max<int32_t>(so.n_ctx, static_cast<int32_t>(reuse_text.size()) + max_gen + 1);
       Session s(path, so);
       const ModelConfig& c = s.model().config();
       arch = c.arch_name;
@@ -268,6 +306,55 @@ Action register_bench(CLI::App& app) {
             tests.push_back(std::move(t));
           }
         }
+        // The reuse task, plainly and with prompt lookup (the text is tokenized once; its tokens are at most its
+        // bytes plus BOS, which the context above allows for).
+        if (o->lookup && depth == depths.front()) {
+          const Tokenizer& tk = s.tokenizer();
+          const std::vector<int32_t> ids = tk.encode(reuse_text, tk.add_bos_default(), false);
+          for (int32_t n_gen : gens) {
+            if (n_gen == 0) continue;
+            std::vector<int32_t> plain_tokens;
+            for (const bool lookup : {false, true}) {
+              Test t{s.n_threads(), 0, n_gen, 0};
+              t.task = lookup ? "reuse+lookup" : "reuse";
+              LookupDrafter drafter;
+              GenerateParams gp;
+              gp.n_predict = n_gen;
+              gp.sampling.temperature = 0;
+              gp.ignore_eos = true;  // every repetition generates n_gen tokens
+              if (lookup) gp.drafter = &drafter, gp.draft_max = o->draft_max, gp.adaptive_draft = !o->draft_fixed;
+              for (int r = -1; r < o->reps; ++r) {
+                s.truncate(0);
+                const GenerateResult res = generate(s, ids, gp, [](std::string_view) { return true; });
+                if (!lookup) plain_tokens = res.tokens;
+                else if (res.tokens != plain_tokens)
+                  fail("bench: prompt lookup generated other tokens than plain decoding (a bug: it must not)");
+                if (r < 0) continue;
+                t.series.tps.push_back(res.gen_ms > 0 ? res.tokens.size() * 1000.0 / res.gen_ms : 0);
+                t.drafted += res.n_drafted, t.accepted += res.n_accepted, t.passes += res.n_passes;
+                t.generated += static_cast<int32_t>(res.tokens.size());
+              }
+              tests.push_back(std::move(t));
+            }
+          }
+          // What a verify pass costs: one sequence, the last token and k drafts in one pass, against one token.
+          for (int32_t k = 0; k <= o->draft_max; k = k == 0 ? 1 : k * 2) {
+            Test t{s.n_threads(), 0, 1 + k, 0};
+            t.task = "verify";
+            for (int r = -1; r < o->reps; ++r) {
+              s.truncate(0);
+              s.eval(ids, nullptr, nullptr);
+              const auto t0 = Clock::now();
+              for (int i = 0; i < 8; ++i) {
+                s.eval(random_tokens(1 + k), &last, nullptr);
+                s.truncate(static_cast<int32_t>(ids.size()));
+              }
+              const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+              if (r >= 0) t.series.tps.push_back(8 / sec);  // passes per second
+            }
+            tests.push_back(std::move(t));
+          }
+        }
       }
     }
 
@@ -285,7 +372,10 @@ Action register_bench(CLI::App& app) {
                           {"attention_ms", p.attention_ms}, {"other_ms", p.total_ms - p.linear_ms - p.lm_head_ms - p.attention_ms},
                           {"total_ms", p.total_ms},         {"calls", p.calls}};
         }
-        if (o->roofline && t.n_gen > 0)
+        if (t.task == "reuse+lookup")
+          j["speculative"] = {{"drafted", t.drafted}, {"accepted", t.accepted}, {"passes", t.passes},
+                              {"tokens", t.generated}, {"draft_max", o->draft_max}};
+        if (o->roofline && t.n_gen > 0 && t.task.empty())
           j["roofline"] = {{"read_gb_s", t.read_gb_s},
                            {"bytes_per_token", t.bytes_per_token},
                            {"tg_tok_s", t.roofline_tok_s()},
@@ -306,9 +396,24 @@ Action register_bench(CLI::App& app) {
     for (const Test& t : tests) {
       if (t.parallel == 1) continue;
       for (const Test& one : tests)
-        if (one.parallel == 1 && one.n_gen == t.n_gen && one.n_prompt == 0 && one.depth == t.depth &&
+        if (one.parallel == 1 && one.task.empty() && one.n_gen == t.n_gen && one.n_prompt == 0 && one.depth == t.depth &&
             one.threads == t.threads && one.series.mean() > 0)
           std::printf("%s: %.2fx the tok/s of one sequence\n", t.label().c_str(), t.series.mean() / one.series.mean());
+    }
+    // Prompt lookup against plain decoding of the same task, and what a verify pass costs.
+    for (const Test& t : tests) {
+      if (t.task == "verify" && t.n_gen > 1)
+        for (const Test& one : tests)
+          if (one.task == "verify" && one.n_gen == 1 && one.threads == t.threads && t.series.mean() > 0)
+            std::printf("a pass verifying %d drafts, %d threads: %.2fx the time of a one-token pass\n", t.n_gen - 1,
+                        t.threads, one.series.mean() / t.series.mean());
+      if (t.task != "reuse+lookup") continue;
+      for (const Test& plain : tests)
+        if (plain.task == "reuse" && plain.n_gen == t.n_gen && plain.threads == t.threads && plain.series.mean() > 0)
+          std::printf("%s: %.2fx the tok/s of plain decoding (same tokens); %d of %d drafts accepted (%.0f %%), "
+                      "%.2f tokens per forward pass\n", t.label().c_str(), t.series.mean() / plain.series.mean(),
+                      t.accepted, t.drafted, t.drafted ? 100.0 * t.accepted / t.drafted : 0.0,
+                      t.passes ? double(t.generated) / t.passes : 0.0);
     }
     for (const Test& t : tests) {
       const ForwardProfile& p = t.profile;

@@ -43,6 +43,7 @@ struct SpeculativeFlags {
   std::string draft_model;
   int32_t draft_max = 8;
   int32_t ngram_min = 2, ngram_max = 4;
+  bool draft_fixed = false;
   void add(CLI::App& app) {
     auto* l = app.add_flag("--lookup", lookup, "Speculative decoding with prompt lookup: drafts from n-grams of the "
                            "context, verified in one batched pass (same output, faster where text repeats)");
@@ -52,6 +53,8 @@ struct SpeculativeFlags {
     app.add_option("--draft-max", draft_max, "Drafted tokens per verification pass")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
+    app.add_flag("--draft-fixed", draft_fixed, "Verify every draft found, up to --draft-max tokens (default: as many "
+                 "as pay off, from measured pass times and the acceptance so far)");
     app.add_option("--lookup-ngram-min", ngram_min, "Prompt lookup: shortest n-gram matched")
         ->capture_default_str()
         ->check(CLI::Range(1, 16));
@@ -71,6 +74,7 @@ struct SpeculativeFlags {
   void apply(Drafter* d, GenerateParams* p) const {
     p->drafter = d;
     p->draft_max = draft_max;
+    p->adaptive_draft = !draft_fixed;
   }
 };
 

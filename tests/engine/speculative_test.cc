@@ -41,7 +41,7 @@ struct Case {
 
 // The same generation plainly and with `drafter`, each in a fresh session: everything must be equal.
 GenerateResult expect_same(const std::string& model, const Case& c, Drafter* drafter, int32_t draft_max,
-                           int32_t n_ctx = 0) {
+                           int32_t n_ctx = 0, bool adaptive = false) {
   SessionOptions o;
   o.n_threads = 2;
   o.n_ctx = n_ctx;
@@ -52,6 +52,7 @@ GenerateResult expect_same(const std::string& model, const Case& c, Drafter* dra
   GenerateParams p = c.p;
   p.drafter = drafter;
   p.draft_max = draft_max;
+  p.adaptive_draft = adaptive;  // fixed: every draft the drafter finds is verified, so both paths always run
   const GenerateResult b = generate(spec, ids, p, [&](std::string_view t) { return spec_text += t, true; });
   const std::string what = c.prompt.substr(0, 40) + " / draft_max " + std::to_string(draft_max) + " / T " +
                            std::to_string(c.p.sampling.temperature) + " / n " + std::to_string(c.p.n_predict);
@@ -110,6 +111,35 @@ TEST(Speculative, PromptLookupGivesPlainDecodingsOutput) {
     }
   EXPECT_GT(accepted, 0);          // the repeated passage is drafted and kept...
   EXPECT_LT(accepted, drafted);    // ... and some drafts are rejected: both paths ran
+}
+
+// Drafting only what pays off (DraftBudget, from measured pass times) changes how many tokens each pass
+// verifies, never which tokens come out.
+TEST(Speculative, AdaptiveDraftLengthsGivePlainDecodingsOutput) {
+  for (const Case& c : cases()) {
+    LookupDrafter d;
+    expect_same(BITNET_TEST_MODEL, c, &d, 8, 0, /*adaptive=*/true);
+  }
+}
+
+TEST(Speculative, DraftBudgetDraftsWhereItPays) {
+  // Memory-bound: a pass of 9 tokens costs 1.3x a pass of one; with most drafts accepted, draft them all.
+  DraftBudget mem(8);
+  mem.on_pass(1, 0.030);
+  mem.on_pass(9, 0.039);
+  mem.on_verify(8, 8);
+  mem.on_verify(8, 7);
+  EXPECT_EQ(mem.choose(), 8);
+  // Compute-bound: each token costs what the first does; with a third of drafts accepted, none pays.
+  DraftBudget cpu(8);
+  cpu.on_pass(1, 0.001);
+  cpu.on_pass(5, 0.005);
+  for (int i = 0; i < 4; ++i) cpu.on_verify(6, 2);
+  int32_t drafted = 0;
+  for (int i = 0; i < 32; ++i) drafted += cpu.choose();
+  EXPECT_EQ(drafted, 2);  // only the probe every 16 passes
+  // Nothing measured yet: no draft.
+  EXPECT_EQ(DraftBudget(8).choose(), 0);
 }
 
 TEST(Speculative, ContextLimitEndsBothAlike) {

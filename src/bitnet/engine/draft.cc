@@ -53,4 +53,49 @@ std::vector<int32_t> ModelDrafter::draft(const std::vector<int32_t>& context, in
   return out;
 }
 
+int32_t DraftBudget::choose() {
+  if (t1_ <= 0) return 0;  // no one-token pass measured yet
+  const double a = (accepted_ + 1) / (tried_ + 2);  // acceptance, with a prior of one half
+  const double b = b_ >= 0 ? b_ : t1_;
+  int32_t best = 0;
+  double best_rate = 1 / t1_, expected = 1, ak = 1;
+  for (int32_t k = 1; k <= max_; ++k) {
+    ak *= a;
+    expected += ak;
+    const double rate = expected / (t1_ + k * (b + d_));
+    if (rate > best_rate * 1.02) best = k, best_rate = rate;  // a 2 % margin against timing noise
+  }
+  if (best > 0) {
+    idle_ = 0;
+    return best;
+  }
+  if (++idle_ >= 16) {  // keep measuring the acceptance
+    idle_ = 0;
+    return 1;
+  }
+  return 0;
+}
+
+void DraftBudget::on_prompt(int32_t n_tokens, double sec) {
+  if (n_tokens >= 8 && b_ < 0) b_ = sec / n_tokens;  // batched cost per token: an upper bound for small passes
+}
+
+void DraftBudget::on_pass(int32_t n_tokens, double sec) {
+  if (n_tokens == 1) {
+    t1_ = t1_ > 0 ? 0.8 * t1_ + 0.2 * sec : sec;
+  } else if (t1_ > 0) {
+    const double extra = std::max(0.0, (sec - t1_) / (n_tokens - 1));
+    b_ = b_ >= 0 ? 0.7 * b_ + 0.3 * extra : extra;
+  }
+}
+
+void DraftBudget::on_draft(int32_t n_tokens, double sec) {
+  if (n_tokens > 0) d_ = 0.7 * d_ + 0.3 * sec / n_tokens;
+}
+
+void DraftBudget::on_verify(int32_t drafted, int32_t accepted) {
+  tried_ = 0.9 * tried_ + accepted + (accepted < drafted ? 1 : 0);
+  accepted_ = 0.9 * accepted_ + accepted;
+}
+
 }  // namespace bitnet

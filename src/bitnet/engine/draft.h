@@ -44,4 +44,26 @@ class ModelDrafter : public Drafter {
   std::vector<float> logits_;
 };
 
+// How many tokens to draft before a verify pass: the k that maximizes expected tokens per second,
+// (1 + a + a^2 + ... + a^k) / (t1 + k * (b + d)), where t1 is a one-token pass, b what each further token
+// adds to a pass, d the drafter's time per token (all measured as generation goes) and a the share of drafts
+// accepted so far. Where extra tokens cost nearly as much as the first (a small model, compute-bound) it
+// drafts only when nearly everything is accepted; where a pass costs the weights' read (memory-bound) it
+// drafts freely. Probes with one token now and then while drafting does not pay, so `a` keeps being measured.
+class DraftBudget {
+ public:
+  explicit DraftBudget(int32_t max_tokens) : max_(max_tokens) {}
+  int32_t choose();
+  void on_prompt(int32_t n_tokens, double sec);  // the prompt's batched passes: a first estimate of b
+  void on_pass(int32_t n_tokens, double sec);    // a generation pass of n tokens (1: plain)
+  void on_draft(int32_t n_tokens, double sec);   // the drafter's call
+  void on_verify(int32_t drafted, int32_t accepted);
+
+ private:
+  int32_t max_;
+  double t1_ = 0, b_ = -1, d_ = 0;  // seconds; b_ < 0: unknown
+  double tried_ = 0, accepted_ = 0;  // decaying counts of drafted positions reached, and accepted
+  int32_t idle_ = 0;                 // passes since the last draft
+};
+
 }  // namespace bitnet

@@ -41,6 +41,8 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
   std::vector<float> logits;
   r.n_prompt = s.eval_reusing_prefix(prompt, &logits);
   r.prompt_ms = ms_since(t0);
+  DraftBudget budget(p.draft_max);
+  budget.on_prompt(r.n_prompt, r.prompt_ms / 1000);
 
   TokenStreamDecoder decoder(tok);
   std::string pending;  // decoded text not yet emitted (a possible stop-string prefix)
@@ -96,18 +98,22 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
     ++r.n_passes;
     std::vector<int32_t> drafts;
     if (p.drafter) {
-      // No more drafts than the cache has room for, or than tokens may still be generated after x.
-      int32_t room = std::min(p.draft_max, s.n_ctx() - s.n_past() - 1);
+      // No more drafts than pay off, than the cache has room for, or than tokens may still follow x.
+      int32_t room = std::min(p.adaptive_draft ? budget.choose() : p.draft_max, s.n_ctx() - s.n_past() - 1);
       if (p.n_predict >= 0) room = std::min(room, p.n_predict - static_cast<int32_t>(r.tokens.size()) - 1);
       if (room > 0) {
         context = s.history();
         context.push_back(x);
+        const auto td = Clock::now();
         drafts = p.drafter->draft(context, room);
+        budget.on_draft(static_cast<int32_t>(drafts.size()), ms_since(td) / 1000);
         if (static_cast<int32_t>(drafts.size()) > room) drafts.resize(room);
       }
     }
+    const auto tp = Clock::now();
     if (drafts.empty()) {
       s.eval({x}, nullptr, &logits);
+      budget.on_pass(1, ms_since(tp) / 1000);
       x = next(logits.data());
       continue;
     }
@@ -116,18 +122,22 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
     batch.assign(1, x);
     batch.insert(batch.end(), drafts.begin(), drafts.end());
     s.eval(batch, &rows, nullptr);
+    budget.on_pass(static_cast<int32_t>(batch.size()), ms_since(tp) / 1000);
     r.n_drafted += static_cast<int32_t>(drafts.size());
     x = -1;
+    int32_t kept = 0;
     for (size_t j = 0; j <= drafts.size(); ++j) {
       const int32_t t = next(rows.data() + j * V);
       if (t >= 0 && j < drafts.size() && t == drafts[j]) {  // the draft is what was drawn: its cache entry stays
-        ++r.n_accepted;
+        ++kept;
         continue;
       }
       s.truncate(base + 1 + static_cast<int32_t>(j));  // x and the kept drafts
       x = t;  // drawn, not in the cache (or -1: the end)
       break;
     }
+    r.n_accepted += kept;
+    budget.on_verify(static_cast<int32_t>(drafts.size()), kept);
   }
   if (r.stop_reason != "stop") emit(pending + decoder.flush());
   r.gen_ms = ms_since(t0);

@@ -24,6 +24,7 @@ struct GenerateParams {
   // a draft d is kept with probability p(d), and on rejection the token comes from p without d).
   Drafter* drafter = nullptr;
   int32_t draft_max = 8;
+  bool adaptive_draft = true;  // draft as many tokens (0 to draft_max) as pays off (DraftBudget), not always all
 };
 
 struct GenerateResult {
