@@ -344,12 +344,14 @@ Action register_bench(CLI::App& app) {
             for (int r = -1; r < o->reps; ++r) {
               s.truncate(0);
               s.eval(ids, nullptr, nullptr);
+              if (o->profile && r >= 0) s.set_profile(&t.profile);
               const auto t0 = Clock::now();
               for (int i = 0; i < 8; ++i) {
                 s.eval(random_tokens(1 + k), &last, nullptr);
                 s.truncate(static_cast<int32_t>(ids.size()));
               }
               const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+              s.set_profile(nullptr);
               if (r >= 0) t.series.tps.push_back(8 / sec);  // passes per second
             }
             tests.push_back(std::move(t));
