@@ -1,5 +1,6 @@
 // bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [--api-key KEY]
-//              [--max-queue N] [--timeout S] [-n MAX_TOKENS] [--chunk N] [--max-body BYTES]: an OpenAI-compatible server (src/bitnet/server/).
+//              [--max-queue N] [--timeout S] [-n MAX_TOKENS] [--chunk N] [--max-body BYTES] [--lookup]: an
+//              OpenAI-compatible server (src/bitnet/server/).
 #include "bitnet/base/error.h"
 #include "bitnet/server/http_server.h"
 #include "commands.h"
@@ -13,6 +14,8 @@ Action register_serve(CLI::App& app) {
     std::string host = "127.0.0.1", api_key;
     int port = 8080, parallel = 4, max_queue = 64, timeout = 600, chunk = 128, max_tokens = -1;
     size_t max_body = 8u << 20;
+    bool lookup = false, draft_fixed = false;
+    int32_t draft_max = 8;
   };
   auto o = std::make_shared<Opts>();
   o->model.add(app);
@@ -34,6 +37,10 @@ Action register_serve(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(-1, 1 << 24));
   app.add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
+  app.add_flag("--lookup", o->lookup, "Speculative decoding with prompt lookup: drafts from each request's own context, "
+               "verified in the batch (same output, faster where text repeats)");
+  app.add_option("--draft-max", o->draft_max, "Drafted tokens per sequence per step")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_flag("--draft-fixed", o->draft_fixed, "Draft in full (default: as many tokens as pay off)");
   return [o]() {
     const SessionOptions so = o->model.session_options();
     ServerOptions s;
@@ -47,6 +54,9 @@ Action register_serve(CLI::App& app) {
     s.sched.max_queue = o->max_queue;
     s.sched.threads = so.n_threads;
     s.sched.kv_type = so.kv_type;
+    s.sched.lookup = o->lookup;
+    s.sched.draft_max = o->draft_max;
+    s.sched.draft_fixed = o->draft_fixed;
     s.host = o->host;
     s.port = o->port;
     s.api_key = o->api_key;

@@ -333,6 +333,61 @@ class Staggered(unittest.TestCase):
         self.assertEqual(want[:6], fresh)
 
 
+class Speculative(unittest.TestCase):
+    """--lookup: drafts from each request's context verified inside the batch; every answer equals the same
+    request on a server without it, greedy and seeded, streamed or not, with stop strings and limits."""
+
+    def test_lookup_server_equals_plain_server(self):
+        passage = ("Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, "
+                   "seemed to unite some of the best blessings of existence.")
+        texts = [passage + " " + passage + " Emma Woodhouse,", "I am sure I am sure I am", PROMPTS[0],
+                 "\"Poor Miss Taylor!\" said Emma. \"Poor Miss Taylor!\" said", PROMPTS[1]]
+        requests = []
+        for i, text in enumerate(texts * 2):
+            body = {"prompt": text, "max_tokens": [1, 9, 40, 64][i % 4], "temperature": 0 if i % 3 else 0.9,
+                    "seed": 100 + i, "stream": i % 2 == 1}
+            if i == 4:
+                body["stop"] = ["Taylor", "\n"]
+            requests.append(body)
+
+        def run(s, body):
+            if body["stream"]:
+                events, done = s.stream("/v1/completions", body)
+                assert done
+                return "".join(e["choices"][0]["text"] for e in events if e["choices"])
+            st, _, j = s.post("/v1/completions", body)
+            assert st == 200, j
+            return j["choices"][0]["text"]
+
+        plain = Server("--parallel", "4")
+        try:
+            want = [run(plain, b) for b in requests]
+        finally:
+            plain.stop()
+        for flags in (["--draft-fixed"], []):
+            s = Server("--parallel", "4", "--lookup", *flags)
+            try:
+                got = [None] * len(requests)
+
+                def one(i):
+                    got[i] = run(s, requests[i])
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                alone = [run(s, b) for b in requests]  # one at a time, with the slots' caches warm
+                drafted = s.metric("bitnet_speculative_drafted_total")
+                accepted = s.metric("bitnet_speculative_accepted_total")
+            finally:
+                s.stop()
+            self.assertEqual(got, want, flags)
+            self.assertEqual(alone, want, flags)
+            if flags:  # drafting in full: drafts both kept and rejected
+                self.assertGreater(accepted, 0)
+                self.assertLess(accepted, drafted)
+
+
 class OpenAIClient(unittest.TestCase):
     def test_official_openai_npm_client(self):
         if not ORACLES:

@@ -310,6 +310,9 @@ std::string Server::metrics_text() const {
          m.prompt_tokens_cached);
   scalar("bitnet_generated_tokens_total", "counter", "Generated tokens.", m.generated_tokens);
   scalar("bitnet_batch_steps_total", "counter", "Forward passes of the scheduler.", m.steps);
+  scalar("bitnet_speculative_drafted_total", "counter", "Tokens drafted by prompt lookup (--lookup).", m.drafted_tokens);
+  scalar("bitnet_speculative_accepted_total", "counter", "Drafted tokens kept (equal to the sampled token).",
+         m.accepted_tokens);
   auto histogram = [&](const char* name, const char* help, const SchedulerMetrics::Histogram& h) {
     metric(name, "histogram", help);
     uint64_t cum = 0;

@@ -88,6 +88,7 @@ Scheduler::Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts)
   if (n_ctx < 8 || n_ctx > (1 << 20)) fail("-c {} is outside 8..{}", n_ctx, 1 << 20);
   opts_.n_batch = std::clamp(opts.n_batch, opts.parallel, 1 << 16);
   opts_.chunk = std::clamp(opts.chunk, 1, opts_.n_batch);
+  if (opts.lookup && (opts.draft_max < 1 || opts.draft_max > 64)) fail("--draft-max {} is outside 1..64", opts.draft_max);
   cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type, opts.parallel);
   pool_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
   forward_ = std::make_unique<Forward>(*model_, *cache_, opts_.n_batch, *pool_);
@@ -199,6 +200,8 @@ void Scheduler::admit() {
     s.n_generated = 0;
     s.n_cached = static_cast<int32_t>(keep);
     s.first_token = true;
+    s.drafts.clear();
+    s.budget = opts_.lookup ? std::make_unique<DraftBudget>(opts_.draft_max) : nullptr;
     std::lock_guard lock(mu_);
     metrics_.prompt_tokens += r.prompt.size();
     metrics_.prompt_tokens_cached += keep;
@@ -212,6 +215,7 @@ void Scheduler::step() {
 
   batch_.clear();
   std::vector<Slot*> rows;  // the slot of each logits row, in batch order
+  std::vector<std::pair<Slot*, int32_t>> decoding;  // slots decoding this step, with the position of `pending`
   for (Slot& s : slots_) {
     if (!s.job || s.pending < 0 || s.job->backlog() >= kMaxBacklog) continue;
     const int32_t pos = static_cast<int32_t>(s.cached.size());
@@ -219,6 +223,22 @@ void Scheduler::step() {
     s.cached.push_back(s.pending);
     s.pending = -1;
     rows.push_back(&s);
+    decoding.push_back({&s, pos});
+    s.drafts.clear();
+    if (!opts_.lookup) continue;
+    // Drafts: no more than pay off, than the batch, the slot's context and the request's limit have room for.
+    int32_t room = std::min({opts_.draft_fixed ? opts_.draft_max : s.budget->choose(),
+                             opts_.n_batch - static_cast<int32_t>(batch_.size()) - static_cast<int32_t>(slots_.size()),
+                             n_ctx() - static_cast<int32_t>(s.cached.size())});
+    const ServeRequest& r = s.job->req_;
+    if (r.max_tokens >= 0) room = std::min(room, r.max_tokens - s.n_generated - 1);
+    if (room <= 0) continue;
+    s.drafts = drafter_.draft(s.cached, room);
+    for (const int32_t d : s.drafts) {
+      batch_.push_back({d, static_cast<int32_t>(s.cached.size()), s.seq, true});
+      s.cached.push_back(d);
+      rows.push_back(&s);
+    }
   }
   for (Slot& s : slots_) {
     if (!s.job || s.prompt_done >= s.job->req_.prompt.size()) continue;
@@ -240,11 +260,35 @@ void Scheduler::step() {
   }
   const size_t V = model_->config().vocab_size;
   logits_.resize(rows.size() * V);
+  const double t0 = now_ms();
   forward_->eval(batch_, logits_.data());
-  for (size_t i = 0; i < rows.size(); ++i) on_logits(*rows[i], logits_.data() + i * V);
+  const double sec = (now_ms() - t0) / 1000;
+  // Each slot's rows are consecutive: a decoding slot's pending token and drafts, or a prompt's last token.
+  uint64_t drafted = 0, accepted = 0;
+  std::vector<const float*> slot_rows;
+  for (size_t i = 0; i < rows.size();) {
+    Slot& s = *rows[i];
+    size_t n = 1;
+    while (i + n < rows.size() && rows[i + n] == &s) ++n;
+    const auto it = std::find_if(decoding.begin(), decoding.end(), [&](const auto& d) { return d.first == &s; });
+    if (it == decoding.end() || !s.budget) {
+      on_logits(s, logits_.data() + i * V);
+    } else {
+      slot_rows.clear();
+      for (size_t j = 0; j < n; ++j) slot_rows.push_back(logits_.data() + (i + j) * V);
+      const size_t n_drafts = s.drafts.size();
+      s.budget->on_pass(static_cast<int32_t>(batch_.size()), sec);
+      verify(s, it->second, slot_rows);
+      drafted += n_drafts;
+      accepted += s.drafts.size();  // verify() leaves the kept ones
+    }
+    i += n;
+  }
 
   std::lock_guard lock(mu_);
   ++metrics_.steps;
+  metrics_.drafted_tokens += drafted;
+  metrics_.accepted_tokens += accepted;
   int64_t used = 0;
   for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
   metrics_.kv_cells_used = used;
@@ -291,6 +335,27 @@ void Scheduler::on_logits(Slot& s, const float* row) {
   if (r.max_tokens >= 0 && s.n_generated >= r.max_tokens) return finish(s, "length");
   if (static_cast<int32_t>(s.cached.size()) >= n_ctx()) return finish(s, "length");  // no room for the token
   s.pending = id;
+}
+
+void Scheduler::verify(Slot& s, int32_t base, const std::vector<const float*>& rows) {
+  const std::vector<int32_t> drafts = std::move(s.drafts);
+  s.drafts.clear();
+  size_t j = 0;
+  for (; j < rows.size(); ++j) {
+    s.cached.resize(base + 1 + j);  // the pending token and the drafts kept so far
+    on_logits(s, rows[j]);
+    if (!s.job) break;  // finished (its cache stays for prefix reuse)
+    if (j < drafts.size() && s.pending == drafts[j]) {  // drawn what was drafted: its K/V are already there
+      s.cached.push_back(drafts[j]);
+      s.pending = -1;
+      continue;
+    }
+    break;  // `pending` is the next token to evaluate
+  }
+  const size_t kept = std::min(j, drafts.size());
+  s.drafts.assign(drafts.begin(), drafts.begin() + kept);  // for the step's count
+  s.budget->on_verify(static_cast<int32_t>(drafts.size()), static_cast<int32_t>(kept));
+  cache_->set_length(s.seq, static_cast<int32_t>(s.cached.size()));
 }
 
 void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error, bool release_held) {

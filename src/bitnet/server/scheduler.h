@@ -7,6 +7,10 @@
 // steps; the slot whose cached tokens share the longest prefix with the new prompt is chosen and that
 // prefix is not evaluated again (the next turn of a chat reuses the previous turn's cache).
 //
+// With `lookup`, a decoding sequence may also put tokens drafted from its own context (prompt lookup) into
+// the step; each is kept only while it equals the token the sampler draws at its position, so every
+// request's output is what it would be without (see GenerateParams in engine/generate.h).
+//
 // A sequence whose client has not taken kMaxBacklog of its tokens yet waits (a slow or vanished client does
 // not make the server compute far ahead; a vanished one is noticed when its next token cannot be sent).
 //
@@ -24,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bitnet/engine/draft.h"
 #include "bitnet/model/forward.h"
 #include "bitnet/model/kv_cache.h"
 #include "bitnet/model/model.h"
@@ -97,6 +102,9 @@ struct SchedulerOptions {
   int32_t max_queue = 64;          // requests waiting for a slot; more are refused
   int32_t threads = 0;             // 0: every CPU
   KvType kv_type = KvType::F16;
+  bool lookup = false;             // speculative decoding with prompt lookup
+  int32_t draft_max = 8;           // drafted tokens per sequence per step
+  bool draft_fixed = false;        // draft in full (default: as many as pay off, DraftBudget)
 };
 
 // Latency and token counters, read by /metrics.
@@ -111,6 +119,7 @@ struct SchedulerMetrics {
     void add(double ms);
   };
   uint64_t prompt_tokens = 0, prompt_tokens_cached = 0, generated_tokens = 0, steps = 0;
+  uint64_t drafted_tokens = 0, accepted_tokens = 0;  // speculative decoding
   Histogram ttft, itl;
   int64_t queue_depth = 0, active = 0, kv_cells_used = 0, kv_cells_total = 0;
 };
@@ -140,6 +149,8 @@ class Scheduler {
     std::shared_ptr<Job> job;          // null: free
     size_t prompt_done = 0;            // prompt tokens in the cache
     int32_t pending = -1;              // sampled token not yet evaluated
+    std::vector<int32_t> drafts;       // in this step's batch after `pending` (speculative decoding)
+    std::unique_ptr<DraftBudget> budget;
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<TokenStreamDecoder> decoder;
     std::string held;                  // decoded text not yet released (a possible stop-string prefix)
@@ -153,6 +164,9 @@ class Scheduler {
   void step();
   // After a logits row for the slot's last token: sample, emit, maybe finish.
   void on_logits(Slot& s, const float* row);
+  // Rows for the slot's pending token and its drafts (rows[j] after d_1 .. d_j): keeps the drafts the
+  // sampler agrees with and drops the rest from the slot's cache.
+  void verify(Slot& s, int32_t base, const std::vector<const float*>& rows);
   // Ends the slot's job. release_held: output the text held back for a possible stop string (not when
   // a stop string matched).
   void finish(Slot& s, const std::string& reason, const std::string& error = "", bool release_held = true);
@@ -165,6 +179,7 @@ class Scheduler {
   std::vector<Slot> slots_;
   std::vector<float> logits_;
   std::vector<BatchToken> batch_;
+  LookupDrafter drafter_;
 
   mutable std::mutex mu_;              // guards queue_, stop_, metrics_
   std::condition_variable cv_;
