@@ -45,6 +45,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   o.sched.threads = 1;
   o.sched.max_queue = 4;
   o.max_tokens = 3;
+  // Speculative decoding on, drafting in full: every request with a repeated bigram goes through verify().
+  o.sched.lookup = true;
+  o.sched.draft_fixed = true;
+  o.sched.draft_max = 2;
   o.max_body = 64 << 10;
   g_server = std::make_unique<bitnet::ApiServer>(o);
   g_server->load();
