@@ -95,6 +95,43 @@ void Forward::linear(const Linear& L, const float* x, int32_t T, float* y, bool 
   apply_linear(L, m_.act_quant(), x, T, y, lin_, pool_, reuse_quantized);
 }
 
+// Linear layers reading one input (q, k, v; gate, up) as one job for the pool when all are ternary in the
+// active layout: x is quantized once and the threads take row chunks of all of them in turn, so there is one
+// join instead of one per matrix and the small K/V projections ride in the same stream of weights. Each row
+// is computed by the same kernel call as apart, so the results are the same bits.
+void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*>> group, const float* x, int32_t T) {
+  const kernels::KernelTable& kt = kernels::active();
+  bool fused = true;
+  for (const auto& [L, y] : group)
+    fused = fused && L->ternary && L->tern.block_scales.empty() && L->tern.layout == kt.layout && L->out_scale == 1.0f &&
+            L->cols == group.begin()->first->cols;
+  if (!fused) {
+    bool first = true;
+    for (const auto& [L, y] : group) {
+      linear(*L, x, T, y, /*reuse_quantized=*/!first && L->ternary && group.begin()->first->ternary);
+      first = false;
+    }
+    return;
+  }
+  Timed timed(profile_ ? &profile_->linear_ms : nullptr);
+  const int64_t K = group.begin()->first->cols;
+  pool_.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) lin_.scale[t] = kt.quantize_i8(x + t * K, K, &lin_.q[t * K], &lin_.sum[t]);
+  });
+  int64_t total = 0;
+  for (const auto& [L, y] : group) total += L->rows;
+  pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
+    int64_t off = 0;
+    for (const auto& [L, y] : group) {
+      const int64_t m0 = std::max(b, off) - off, m1 = std::min(e, off + L->rows) - off;
+      if (m0 < m1)
+        kt.ternary_gemm(L->tern.codes, K, m0, m1, lin_.q.data(), lin_.sum.data(), lin_.scale.data(), T, L->tern.scale, y,
+                        L->rows);
+      off += L->rows;
+    }
+  });
+}
+
 void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   const int32_t T = static_cast<int32_t>(batch.size());
   if (T == 0) return;
@@ -178,9 +215,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.attn_norm, d, c_.norm_eps, &xn_[t * d]);
   });
   emit("attn_norm", l, xn_.data(), T, d);
-  linear(L.wq, xn_.data(), T, q_.data());
-  linear(L.wk, xn_.data(), T, k_.data(), /*reuse_quantized=*/L.wq.ternary && L.wk.ternary);
-  linear(L.wv, xn_.data(), T, v_.data(), /*reuse_quantized=*/L.wq.ternary && L.wv.ternary);
+  linear_group({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
   attention(l, batch);
   const float* a = att_.data();
   if (L.attn_sub_norm) {
@@ -202,8 +237,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.ffn_norm, d, c_.norm_eps, &xn_[t * d]);
   });
   emit("ffn_norm", l, xn_.data(), T, d);
-  linear(L.w_gate, xn_.data(), T, gate_.data());
-  linear(L.w_up, xn_.data(), T, up_.data(), /*reuse_quantized=*/L.w_gate.ternary && L.w_up.ternary);
+  linear_group({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xn_.data(), T);
   emit("ffn_gate", l, gate_.data(), T, ff);
   emit("ffn_up", l, up_.data(), T, ff);
   per_token(T, [&](int64_t t0, int64_t t1) {

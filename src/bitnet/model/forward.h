@@ -3,6 +3,9 @@
 // are the same call. Every named intermediate goes to an optional trace sink (names as in llama.cpp).
 #pragma once
 
+#include <initializer_list>
+#include <utility>
+
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -54,6 +57,7 @@ class Forward {
   void attention(int l, const std::vector<BatchToken>& batch);
   // y[T][L.rows] = L(x[T][L.cols]); quantizes x once when `q_ready` is false.
   void linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized = false);
+  void linear_group(std::initializer_list<std::pair<const Linear*, float*>> group, const float* x, int32_t T);
   void emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width);
 
   const Model& m_;
