@@ -22,6 +22,14 @@ struct Timed {
     if (slot) *slot += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   }
 };
+
+// Each row of x[T][K] to int8 (absmax) with its scale and sum, into s: the activations of the int8 kernels.
+void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s, ThreadPool& pool) {
+  const kernels::KernelTable& kt = kernels::active();
+  pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
+  });
+}
 }  // namespace
 
 Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPool& pool)
@@ -65,11 +73,7 @@ void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T
   const int64_t K = L.cols;
   const bool quantize = L.ternary || act_quant == ActQuant::PerToken;
   const bool fast_ternary = L.ternary && L.tern.block_scales.empty();
-  if (quantize && !reuse_quantized) {
-    pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
-      for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
-    });
-  }
+  if (quantize && !reuse_quantized) quantize_activations(x, T, K, s, pool);
   // Row ranges in multiples of 16 keep threads off each other's output cache lines.
   pool.parallel_for(L.rows, 16, [&](int64_t m0, int64_t m1, int thread) {
     if (fast_ternary) {
@@ -115,9 +119,7 @@ void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*
   }
   Timed timed(profile_ ? &profile_->linear_ms : nullptr);
   const int64_t K = group.begin()->first->cols;
-  pool_.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) lin_.scale[t] = kt.quantize_i8(x + t * K, K, &lin_.q[t * K], &lin_.sum[t]);
-  });
+  quantize_activations(x, T, K, lin_, pool_);
   int64_t total = 0;
   for (const auto& [L, y] : group) total += L->rows;
   pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {

@@ -201,6 +201,7 @@ void Scheduler::admit() {
     s.n_cached = static_cast<int32_t>(keep);
     s.first_token = true;
     s.drafts.clear();
+    s.verify_base = -1;  // (a step that threw may have left one)
     s.budget = opts_.lookup ? std::make_unique<DraftBudget>(opts_.draft_max) : nullptr;
     std::lock_guard lock(mu_);
     metrics_.prompt_tokens += r.prompt.size();
@@ -215,7 +216,6 @@ void Scheduler::step() {
 
   batch_.clear();
   std::vector<Slot*> rows;  // the slot of each logits row, in batch order
-  std::vector<std::pair<Slot*, int32_t>> decoding;  // slots decoding this step, with the position of `pending`
   for (Slot& s : slots_) {
     if (!s.job || s.pending < 0 || s.job->backlog() >= kMaxBacklog) continue;
     const int32_t pos = static_cast<int32_t>(s.cached.size());
@@ -223,9 +223,9 @@ void Scheduler::step() {
     s.cached.push_back(s.pending);
     s.pending = -1;
     rows.push_back(&s);
-    decoding.push_back({&s, pos});
     s.drafts.clear();
     if (!opts_.lookup) continue;
+    s.verify_base = pos;
     // Drafts: no more than pay off, than the batch, the slot's context and the request's limit have room for.
     int32_t room = std::min({opts_.draft_fixed ? opts_.draft_max : s.budget->choose(),
                              opts_.n_batch - static_cast<int32_t>(batch_.size()) - static_cast<int32_t>(slots_.size()),
@@ -270,17 +270,14 @@ void Scheduler::step() {
     Slot& s = *rows[i];
     size_t n = 1;
     while (i + n < rows.size() && rows[i + n] == &s) ++n;
-    const auto it = std::find_if(decoding.begin(), decoding.end(), [&](const auto& d) { return d.first == &s; });
-    if (it == decoding.end() || !s.budget) {
+    if (s.verify_base < 0) {
       on_logits(s, logits_.data() + i * V);
     } else {
       slot_rows.clear();
       for (size_t j = 0; j < n; ++j) slot_rows.push_back(logits_.data() + (i + j) * V);
-      const size_t n_drafts = s.drafts.size();
       s.budget->on_pass(static_cast<int32_t>(batch_.size()), sec);
-      verify(s, it->second, slot_rows);
-      drafted += n_drafts;
-      accepted += s.drafts.size();  // verify() leaves the kept ones
+      drafted += s.drafts.size();
+      accepted += verify(s, slot_rows);
     }
     i += n;
   }
@@ -337,9 +334,11 @@ void Scheduler::on_logits(Slot& s, const float* row) {
   s.pending = id;
 }
 
-void Scheduler::verify(Slot& s, int32_t base, const std::vector<const float*>& rows) {
+size_t Scheduler::verify(Slot& s, const std::vector<const float*>& rows) {
   const std::vector<int32_t> drafts = std::move(s.drafts);
   s.drafts.clear();
+  const int32_t base = s.verify_base;
+  s.verify_base = -1;
   size_t j = 0;
   for (; j < rows.size(); ++j) {
     s.cached.resize(base + 1 + j);  // the pending token and the drafts kept so far
@@ -353,9 +352,9 @@ void Scheduler::verify(Slot& s, int32_t base, const std::vector<const float*>& r
     break;  // `pending` is the next token to evaluate
   }
   const size_t kept = std::min(j, drafts.size());
-  s.drafts.assign(drafts.begin(), drafts.begin() + kept);  // for the step's count
   s.budget->on_verify(static_cast<int32_t>(drafts.size()), static_cast<int32_t>(kept));
   cache_->set_length(s.seq, static_cast<int32_t>(s.cached.size()));
+  return kept;
 }
 
 void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error, bool release_held) {

@@ -150,6 +150,7 @@ class Scheduler {
     size_t prompt_done = 0;            // prompt tokens in the cache
     int32_t pending = -1;              // sampled token not yet evaluated
     std::vector<int32_t> drafts;       // in this step's batch after `pending` (speculative decoding)
+    int32_t verify_base = -1;          // with lookup: the position of `pending` in this step, else -1
     std::unique_ptr<DraftBudget> budget;
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<TokenStreamDecoder> decoder;
@@ -165,8 +166,8 @@ class Scheduler {
   // After a logits row for the slot's last token: sample, emit, maybe finish.
   void on_logits(Slot& s, const float* row);
   // Rows for the slot's pending token and its drafts (rows[j] after d_1 .. d_j): keeps the drafts the
-  // sampler agrees with and drops the rest from the slot's cache.
-  void verify(Slot& s, int32_t base, const std::vector<const float*>& rows);
+  // sampler agrees with and drops the rest from the slot's cache. Returns how many were kept.
+  size_t verify(Slot& s, const std::vector<const float*>& rows);
   // Ends the slot's job. release_held: output the text held back for a possible stop string (not when
   // a stop string matched).
   void finish(Slot& s, const std::string& reason, const std::string& error = "", bool release_held = true);
