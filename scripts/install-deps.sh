@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev                             # JSON: --json output, tokenizer.json
   libcli11-dev                                   # command-line parsing (each flag declared once)
   libpcre2-dev                                   # Unicode regex for the LLaMA-3 pre-tokenizer
+  libutf8proc-dev                                # Unicode normalization (NFC/NFKC) of tokenizer.json normalizers
   libcpp-httplib-dev                             # HTTP server of `bitnet serve` (as llama-server uses)
   libcurl4-openssl-dev libssl-dev                # `bitnet pull`: downloads (libcurl), sha256 (OpenSSL)
   libgtest-dev libgmock-dev                      # unit tests

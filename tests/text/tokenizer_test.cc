@@ -135,8 +135,8 @@ TEST(TokenizerCreate, Errors) {
   v.model = "bert";
   expect_create_error(v, "'bert' is not supported");
   v = tiny_bpe();
-  v.pre = "qwen2";
-  expect_create_error(v, "tokenizer.ggml.pre = 'qwen2' is not supported");
+  v.pre = "chatglm-bpe";
+  expect_create_error(v, "tokenizer.ggml.pre = 'chatglm-bpe' is not supported");
   v = tiny_bpe();
   v.merges.push_back("\xC4\xA0 zz");
   expect_create_error(v, "not in the vocabulary: 'zz'");
@@ -168,7 +168,7 @@ TEST(TokenizerCreate, Errors) {
   v.model = "gpt2";
   expect_create_error(v, "empty");
   // Accepted pre values.
-  for (const char* pre : {"", "llama-bpe", "llama3", "llama-v3", "smaug-bpe"}) {
+  for (const char* pre : {"", "llama-bpe", "llama3", "llama-v3", "smaug-bpe", "falcon3", "qwen2", "gpt-4o", "deepseek-v3", "gpt2"}) {
     v = tiny_bpe();
     v.pre = pre;
     EXPECT_NO_THROW(Tokenizer::create(v)) << pre;
@@ -179,11 +179,11 @@ TEST(HfTokenizerJson, MergeFormsAndErrors) {
   const std::string pre =
       R"("pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": )"
       R"("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, )"
-      R"("behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "use_regex": false}]})";
+      R"("behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})";
   const auto json_with = [&](const std::string& merges) {
     return R"({"added_tokens": [{"id": 4, "content": "<|x|>", "special": true}], )" + pre +
-           R"(, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "c": 3}, "merges": )" + merges +
-           "}}";
+           R"(, "model": {"type": "BPE", "ignore_merges": true, "vocab": {"a": 0, "b": 1, "ab": 2, "c": 3}, "merges": )" +
+           merges + "}}";
   };
   for (const std::string merges : {R"(["a b"])", R"([["a", "b"]])"}) {
     const VocabData v = vocab_from_hf_tokenizer_json(json_with(merges));
@@ -193,6 +193,10 @@ TEST(HfTokenizerJson, MergeFormsAndErrors) {
     EXPECT_EQ(v.merges, std::vector<std::string>{"a b"});
     EXPECT_EQ(v.token_types, (std::vector<int32_t>{1, 1, 1, 1, 3}));
   }
+  // The same regex without ignore_merges is llama.cpp's smaug-bpe.
+  std::string smaug = json_with(R"(["a b"])");
+  smaug.replace(smaug.find(R"("ignore_merges": true, )"), 23, "");
+  EXPECT_EQ(vocab_from_hf_tokenizer_json(smaug).pre, "smaug-bpe");
   EXPECT_THROW(vocab_from_hf_tokenizer_json("{not json"), Error);
   const std::string wild_id = R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", )"
                               R"("vocab": {"a": 0, "b": 2000000000}, "merges": []}})";

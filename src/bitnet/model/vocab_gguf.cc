@@ -4,10 +4,14 @@
 
 #include "bitnet/base/error.h"
 #include "bitnet/format/gguf.h"
+#include "bitnet/text/hf_pipeline.h"
 
 namespace bitnet {
 
 namespace {
+
+// tokenizer.json's normalizer, pre_tokenizer, decoder and model options (VocabData::pipeline).
+constexpr const char* kPipelineKey = "tokenizer.bitnet.hf_pipeline";
 
 struct IdKey {
   const char* key;
@@ -28,6 +32,7 @@ VocabData vocab_from_gguf(const GgufFile& f) {
   v.model = f.get_string("tokenizer.ggml.model").value_or("");
   if (v.model.empty()) fail("{}: no tokenizer.ggml.model key: the file carries no tokenizer", f.path());
   v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
+  v.pipeline = f.get_string(kPipelineKey).value_or("");
   const GgufArray* tokens = f.get_array("tokenizer.ggml.tokens", GgufType::STRING);
   if (!tokens) fail("{}: no tokenizer.ggml.tokens key: the file carries no vocabulary", f.path());
   v.tokens = tokens->strings;
@@ -65,6 +70,11 @@ VocabData vocab_from_gguf(const GgufFile& f) {
 void put_vocab(GgufWriter& w, const VocabData& v) {
   w.set("tokenizer.ggml.model", GgufValue::of_string(v.model));
   if (!v.pre.empty()) w.set("tokenizer.ggml.pre", GgufValue::of_string(v.pre));
+  // The pipeline is stored only where llama.cpp's pre name does not already say all of it, so files of
+  // common tokenizers stay exactly what llama.cpp's converter writes.
+  bool exact = false;
+  if (!v.pipeline.empty() && (v.model != "gpt2" || TextPipeline::gguf_pre_name(v.pipeline, &exact) != v.pre || !exact))
+    w.set(kPipelineKey, GgufValue::of_string(v.pipeline));
   w.set("tokenizer.ggml.tokens", GgufValue::of_strings(v.tokens));
   if (!v.scores.empty()) w.set("tokenizer.ggml.scores", GgufValue::of_f32s(v.scores));
   if (!v.token_types.empty()) w.set("tokenizer.ggml.token_type", GgufValue::of_i32s(v.token_types));

@@ -4,20 +4,21 @@
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/utf8.h"
-#include "bitnet/text/byte_unicode.h"
 
 namespace bitnet {
 namespace {
 
-// tokenizer.ggml.pre values that mean the LLaMA-3 regex; empty = key absent (the official BitNet
-// GGUF), which we also read as LLaMA-3 since that is the only byte-level vocabulary we serve.
-std::string checked_pre_name(const std::string& pre) {
-  if (pre.empty() || pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return "llama3";
-  if (pre == "smaug-bpe") return "smaug-bpe";
-  fail(
-      "tokenizer.ggml.pre = '{}' is not supported; supported byte-level BPE pre-tokenizers: llama-bpe, "
-      "llama3, llama-v3, smaug-bpe (or the key absent, read as llama-bpe)",
-      escape_for_message(pre));
+TextPipeline pipeline_of(const VocabData& v) {
+  if (!v.pipeline.empty()) return TextPipeline::parse(v.pipeline, "tokenizer pipeline");
+  if (v.model != "gpt2") fail("tokenizer.ggml.model = '{}' needs a stored tokenizer pipeline", escape_for_message(v.model));
+  return TextPipeline::for_gguf_pre(v.pre);
+}
+
+// For notices: llama.cpp's name where the pipeline has one, else "tokenizer.json".
+std::string pre_name_of(const VocabData& v) {
+  if (!v.pipeline.empty() && (v.model != "gpt2" || v.pre.empty())) return "tokenizer.json";
+  if (v.pre.empty() || v.pre == "llama-bpe" || v.pre == "llama-v3") return "llama3";
+  return v.pre;
 }
 
 }  // namespace
@@ -33,33 +34,32 @@ struct BpeTokenizer::Scratch {
   };
   static constexpr int32_t kDead = -2;
 
-  std::vector<std::string_view> pieces;
-  std::string mapped;  // piece in the GPT-2 alphabet
+  std::vector<std::string> pieces;
+  std::string chr;  // one character with the model's prefix/suffix
   std::vector<Symbol> sym;
   std::vector<Candidate> heap;  // min-heap on (rank, left)
 };
 
 BpeTokenizer::BpeTokenizer(VocabData& vocab)
-    : Tokenizer(vocab),
-      pre_name_(checked_pre_name(vocab.pre)),
-      ignore_merges_(pre_name_ == "llama3"),
-      splitter_(kLlama3PreTokenizerPattern) {
-  // One-character token for every byte (all 256 exist in GPT-2-style vocabularies).
-  std::string one;
-  for (int b = 0; b < 256; ++b) {
-    const char c = static_cast<char>(b);
-    one.clear();
-    append_byte_level(std::string_view(&c, 1), one);
-    byte_token_[static_cast<size_t>(b)] = id_of_.find(one);
+    : Tokenizer(vocab), pre_name_(pre_name_of(vocab)), pipeline_(pipeline_of(vocab)) {
+  const BpeModelOptions& opt = pipeline_.model();
+  if (!opt.unk_token.empty()) {
+    model_unk_ = id_of_.find(opt.unk_token);
+    if (model_unk_ < 0) fail("the BPE model's unk_token '{}' is not in the vocabulary", escape_for_message(opt.unk_token));
   }
+  strip_decoded_space_ = pipeline_.decoded_strip_start() > 0;
+  strip_skips_control_ = false;
+  for (int b = 0; b < 256; ++b) byte_tokens_[static_cast<size_t>(b)] = id_of_.find(fmt::format("<0x{:02X}>", b));
 
-  if (vocab.merges.empty()) fail("byte-level BPE vocabulary has no merges (tokenizer.ggml.merges is empty)");
+  if (vocab.merges.empty() && pipeline_.byte_level())
+    fail("byte-level BPE vocabulary has no merges (tokenizer.ggml.merges is empty)");
   if (vocab.merges.size() > static_cast<size_t>(INT32_MAX)) fail("too many merges: {}", vocab.merges.size());
   merges_ = PairIndex(vocab.merges.size());
+  const size_t prefix = opt.continuing_subword_prefix.size();
   std::string joined;
   for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
     const std::string_view m = vocab.merges[rank];
-    // "left right": split at the first space after position 0 (token texts use 'Ġ', not ' ').
+    // "left right": split at the first space after position 0 (token texts use 'Ġ' or '▁', not ' ').
     const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
     if (sp == std::string_view::npos || sp + 1 >= m.size()) {
       fail("tokenizer.ggml.merges[{}] = '{}' is not of the form 'left right'", rank, escape_for_message(m));
@@ -70,7 +70,8 @@ BpeTokenizer::BpeTokenizer(VocabData& vocab)
       fail("tokenizer.ggml.merges[{}] = '{}' names a token that is not in the vocabulary: '{}'", rank,
            escape_for_message(m), escape_for_message(l < 0 ? left : right));
     }
-    joined.assign(left).append(right);
+    // With a continuing_subword_prefix ("##"), the right part loses it in the merged token (HF).
+    joined.assign(left).append(prefix > 0 && right.starts_with(opt.continuing_subword_prefix) ? right.substr(prefix) : right);
     const int32_t res = id_of_.find(joined);
     if (res < 0) {
       fail("tokenizer.ggml.merges[{}] = '{}' produces '{}', which is not in the vocabulary", rank,
@@ -82,47 +83,79 @@ BpeTokenizer::BpeTokenizer(VocabData& vocab)
 }
 
 std::string BpeTokenizer::pre_tokenizer_name() const {
-  return pre_name_;
+  return pre_name_ == "tokenizer.json" ? "tokenizer.json (" + pipeline_.description() + ")" : pre_name_;
 }
 
 std::string BpeTokenizer::normal_token_bytes(std::string_view stored) const {
-  return decode_byte_level(stored);
+  return pipeline_.decode_token(stored);
 }
 
-void BpeTokenizer::encode_fragment(std::string_view text, bool /*after_special*/,
+std::string BpeTokenizer::added_token_bytes(std::string_view stored) const {
+  return pipeline_.decode_token(stored);
+}
+
+int32_t BpeTokenizer::model_token(std::string_view text) const {
+  const int32_t id = id_of_.find(text);
+  return id >= 0 && !is_type(id, TokenType::kControl) ? id : -1;
+}
+
+void BpeTokenizer::encode_fragment(std::string_view text, bool /*after_special*/, bool at_start,
                                    std::vector<int32_t>& out) const {
   Scratch s;
-  splitter_.split(text, s.pieces);
-  for (std::string_view piece : s.pieces) encode_piece(piece, s, out);
+  pipeline_.split(text, at_start, s.pieces);
+  for (const std::string& piece : s.pieces) encode_piece(piece, s, out);
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, Scratch& s, std::vector<int32_t>& out) const {
   using Candidate = Scratch::Candidate;
-  // A byte without a one-character token (not in LLaMA-3) becomes <unk> if there is one, else is dropped.
-  const auto emit = [&](int32_t id) {
-    if (id >= 0) {
-      out.push_back(id);
-    } else if (unk_id() >= 0) {
-      out.push_back(unk_id());
-    }
-  };
-
+  const BpeModelOptions& opt = pipeline_.model();
   if (piece.empty()) return;
-  if (ignore_merges_ || piece.size() == 1) {
-    s.mapped.clear();
-    append_byte_level(piece, s.mapped);
-    const int32_t id = id_of_.find(s.mapped);
+  if (opt.ignore_merges) {
+    const int32_t id = id_of_.find(piece);
     if (id >= 0 && is_type(id, TokenType::kNormal)) {
       out.push_back(id);
       return;
     }
   }
 
-  const int32_t n = static_cast<int32_t>(piece.size());
-  s.sym.resize(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) {
-    s.sym[i] = {byte_token_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  // One symbol per character (HF merge_word): the token of the character (with the continuing prefix after
+  // the first, the end-of-word suffix on the last), else its <0xNN> tokens (byte_fallback), else unk (one
+  // per run of unknown characters with fuse_unk), else nothing.
+  s.sym.clear();
+  const auto add = [&](int32_t id) {
+    const int32_t k = static_cast<int32_t>(s.sym.size());
+    s.sym.push_back({id, k - 1, -1});
+    if (k > 0) s.sym[k - 1].next = k;
+  };
+  bool unk_pending = false;
+  for (size_t i = 0; i < piece.size();) {
+    const size_t len = std::max<size_t>(1, utf8_sequence_length(piece, i));  // an invalid byte is a character
+    s.chr.clear();
+    if (i > 0) s.chr += opt.continuing_subword_prefix;
+    s.chr.append(piece.substr(i, len));
+    i += len;
+    if (i == piece.size()) s.chr += opt.end_of_word_suffix;
+    if (const int32_t id = model_token(s.chr); id >= 0) {
+      if (unk_pending) add(model_unk_);
+      unk_pending = false;
+      add(id);
+      continue;
+    }
+    if (opt.byte_fallback) {
+      bool all = true;
+      for (char c : s.chr) all = all && byte_tokens_[static_cast<uint8_t>(c)] >= 0;
+      if (all) {
+        for (char c : s.chr) add(byte_tokens_[static_cast<uint8_t>(c)]);
+        continue;
+      }
+    }
+    if (model_unk_ >= 0) {
+      if (unk_pending && !opt.fuse_unk) add(model_unk_);
+      unk_pending = true;
+    }
   }
+  if (unk_pending) add(model_unk_);
+  if (s.sym.empty()) return;
 
   const auto later = [](const Candidate& a, const Candidate& b) {
     return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
@@ -137,6 +170,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, Scratch& s, std::vector<
     s.heap.push_back({m->rank, left, right, lid, rid, m->result});
     std::push_heap(s.heap.begin(), s.heap.end(), later);
   };
+  const int32_t n = static_cast<int32_t>(s.sym.size());
   for (int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
 
   while (!s.heap.empty()) {
@@ -155,7 +189,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, Scratch& s, std::vector<
     consider(c.left, l.next);
   }
 
-  for (int32_t i = 0; i >= 0; i = s.sym[i].next) emit(s.sym[i].id);
+  for (int32_t i = 0; i >= 0; i = s.sym[i].next) out.push_back(s.sym[i].id);
 }
 
 }  // namespace bitnet

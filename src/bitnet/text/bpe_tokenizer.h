@@ -1,8 +1,11 @@
-// Byte-level BPE (`tokenizer.ggml.model = gpt2`) with the LLaMA-3 pre-tokenizer, as HF tokenizers runs it:
-//   fragment -> regex pieces -> each piece's bytes in the GPT-2 alphabet -> whole piece if it is a token
-//   (ignore_merges, LLaMA-3) -> else start from one symbol per byte and apply merges lowest rank first,
+// BPE as Hugging Face tokenizers runs it (`tokenizer.ggml.model = gpt2`, or a tokenizer.json BPE model):
+//   fragment -> TextPipeline (normalizer, pre-tokenizer; hf_pipeline.h) -> pieces -> for each piece:
+//   the whole piece if it is a token (ignore_merges, LLaMA-3) -> else one symbol per character (<0xNN>
+//   byte tokens or <unk> for a character that is no token) and merges applied lowest rank first,
 //   leftmost first among equal ranks.
-// Cost: O(n log n) per piece of n bytes (binary heap of candidate pairs); nothing is cached.
+// The pipeline comes from the vocabulary's stored tokenizer.json objects (VocabData::pipeline) or, for a
+// GGUF written by other tools, from llama.cpp's `tokenizer.ggml.pre` name.
+// Cost: O(n log n) per piece of n characters (binary heap of candidate pairs); nothing is cached.
 #pragma once
 
 #include <array>
@@ -10,7 +13,7 @@
 #include <string>
 
 #include "bitnet/text/hash_index.h"
-#include "bitnet/text/pretokenizer.h"
+#include "bitnet/text/hf_pipeline.h"
 #include "bitnet/text/tokenizer.h"
 
 namespace bitnet {
@@ -22,20 +25,23 @@ class BpeTokenizer final : public Tokenizer {
 
  protected:
   friend class Tokenizer;  // only Tokenizer::create constructs, then finishes with build_token_bytes()
-  explicit BpeTokenizer(VocabData& vocab);  // throws on unsupported `pre` or bad merges
+  explicit BpeTokenizer(VocabData& vocab);  // throws on an unsupported pipeline or bad merges
 
-  void encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const override;
+  void encode_fragment(std::string_view text, bool after_special, bool at_start,
+                       std::vector<int32_t>& out) const override;
   std::string normal_token_bytes(std::string_view stored) const override;
+  std::string added_token_bytes(std::string_view stored) const override;
 
  private:
   struct Scratch;  // per-encode working buffers
   void encode_piece(std::string_view piece, Scratch& s, std::vector<int32_t>& out) const;
+  int32_t model_token(std::string_view text) const;  // id of a token the model may emit, or -1
 
   std::string pre_name_;
-  bool ignore_merges_;  // a piece that is a whole token is emitted as is
-  RegexSplitter splitter_;
-  std::array<int32_t, 256> byte_token_;  // id of each byte's one-character token, -1 if missing
-  PairIndex merges_;                     // (left id, right id) -> (rank = merges index, result)
+  TextPipeline pipeline_;
+  int32_t model_unk_ = -1;  // the model's unk_token, -1 when it has none
+  std::array<int32_t, 256> byte_tokens_;  // id of "<0xNN>" (byte_fallback), -1 when absent
+  PairIndex merges_;        // (left id, right id) -> (rank = merges index, result)
 };
 
 }  // namespace bitnet

@@ -1,23 +1,21 @@
 #include "bitnet/text/hf_tokenizer_json.h"
 
+#include <algorithm>
 #include <climits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
+#include <vector>
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/utf8.h"
+#include "bitnet/text/hf_pipeline.h"
 
 namespace bitnet {
 namespace {
 
 using nlohmann::json;
-
-// The LLaMA-3 regex exactly as tokenizer.json spells it.
-constexpr std::string_view kLlama3Regex =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
@@ -28,19 +26,21 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-// Visits a pre-tokenizer node and its Sequence children. Real files nest one level; the depth limit keeps
-// a hostile file from exhausting the stack (found by tests/fuzz/fuzz_hf_tokenizer_json).
-constexpr int kMaxPretokenizerDepth = 16;
-template <typename F>
-void for_each_pretokenizer(const json& node, F&& f, std::string_view source, int depth = 0) {
-  if (!node.is_object()) return;
-  if (depth > kMaxPretokenizerDepth)
-    fail("{}: pre_tokenizer Sequences are nested more than {} levels deep", source, kMaxPretokenizerDepth);
-  f(node);
-  if (node.value("type", "") == "Sequence" && node.contains("pretokenizers")) {
-    for (const json& child : node.at("pretokenizers")) for_each_pretokenizer(child, f, source, depth + 1);
+// Nesting depth of a JSON value, without recursion: a hostile file nests 200k levels, and copying or
+// dumping such a value recurses once per level (found by tests/fuzz/fuzz_hf_tokenizer_json).
+size_t json_depth(const json& root) {
+  size_t deepest = 0;
+  std::vector<std::pair<const json*, size_t>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    const auto [v, d] = todo.back();
+    todo.pop_back();
+    deepest = std::max(deepest, d);
+    if (v->is_structured())
+      for (const json& c : *v) todo.push_back({&c, d + 1});
   }
+  return deepest;
 }
+constexpr size_t kMaxSequenceDepth = 16;  // Sequences in Sequences; real files nest one level
 
 // A token id: a JSON integer (a float such as 1e300 would be undefined behaviour to convert).
 int64_t json_id(const json& v, std::string_view source, std::string_view text) {
@@ -68,34 +68,26 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
     const json j = json::parse(tokenizer_json);
     const json& model = j.at("model");
     const std::string type = model.value("type", "BPE");
+    if (type != "BPE")
+      fail("{}: model type '{}' is not supported; only BPE tokenizers are (SentencePiece models: give the "
+           "directory's tokenizer.model)", source, escape_for_message(type));
 
-    bool byte_level = false;
-    std::string split_regex;
-    bool gpt2_regex = false;
-    if (j.contains("pre_tokenizer")) {
-      for_each_pretokenizer(j.at("pre_tokenizer"), [&](const json& p) {
-        const std::string t = p.value("type", "");
-        if (t == "ByteLevel") {
-          byte_level = true;
-          gpt2_regex = gpt2_regex || p.value("use_regex", true);
-        } else if (t == "Split" && p.contains("pattern") && p.at("pattern").contains("Regex")) {
-          split_regex = p.at("pattern").at("Regex").get<std::string>();
-        }
-      }, source);
+    // The text pipeline: everything of the file but the vocabulary, merges and added tokens.
+    json pipeline = json::object();
+    for (const char* key : {"normalizer", "pre_tokenizer", "decoder"}) {
+      if (!j.contains(key)) continue;
+      // A Sequence level is two JSON levels (the object and its list).
+      if (json_depth(j.at(key)) > 2 * kMaxSequenceDepth + 2)
+        fail("{}: {} Sequences are nested more than {} levels deep", source, key, kMaxSequenceDepth);
+      pipeline[key] = j.at(key);
     }
-    if (type != "BPE" || !byte_level) {
-      fail("{}: model type '{}'{} is not supported; only byte-level BPE tokenizers are", source, type,
-           byte_level ? "" : " without a ByteLevel pre-tokenizer");
-    }
-    v.model = "gpt2";
-    if (split_regex == kLlama3Regex) {
-      v.pre = "llama-bpe";
-    } else if (split_regex.empty() && gpt2_regex) {
-      v.pre = "gpt2";
-    } else {
-      fail("{}: pre-tokenizer regex '{}' is not supported (only the LLaMA-3 one is)", source,
-           escape_for_message(split_regex, 200));
-    }
+    pipeline["model"] = json::object();
+    for (const auto& [key, value] : model.items())
+      if (key != "vocab" && key != "merges") pipeline["model"][key] = value;
+    v.pipeline = pipeline.dump();
+    const TextPipeline parsed = TextPipeline::parse(v.pipeline, source);  // refuses what it cannot run
+    v.model = parsed.byte_level() ? "gpt2" : "bpe";
+    if (parsed.byte_level()) v.pre = TextPipeline::gguf_pre_name(v.pipeline);
 
     // Vocabulary, then added tokens on top (they may extend it or restate entries of it).
     // Ids should be dense; a few holes are padded, a wild id is refused rather than allocated for.
@@ -125,6 +117,10 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
       place(json_id(id, source, text), text, TokenType::kNormal);
     for (const json& a : added) {
       const std::string content = a.at("content").get<std::string>();
+      for (const char* opt : {"lstrip", "rstrip", "single_word"})
+        if (a.value(opt, false))
+          fail("{}: added token '{}' has {} = true, which is not supported (whitespace around added tokens "
+               "would be tokenized differently)", source, escape_for_message(content), opt);
       place(json_id(a.at("id"), source, content), content,
             a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
     }

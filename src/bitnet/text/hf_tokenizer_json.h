@@ -1,9 +1,10 @@
-// VocabData from a Hugging Face `tokenizer.json` (+ optional `tokenizer_config.json`), for tests and for
-// the converter. Supports byte-level BPE (model.type "BPE" with a ByteLevel pre-tokenizer/decoder):
+// VocabData from a Hugging Face `tokenizer.json` (+ optional `tokenizer_config.json`), for `tokenize -m
+// tokenizer.json`, tests and the converter. Any BPE model with the normalizers, pre-tokenizers and decoders
+// of hf_pipeline.h; byte-level ones get model "gpt2" and the llama.cpp pre name of an identical pipeline
+// (else none), the others model "bpe"; both keep the pipeline itself (VocabData::pipeline).
 //   model.vocab            {text: id}             -> tokens (holes filled with "[PAD<id>]", type unused)
 //   model.merges           ["a b"] or [["a","b"]] -> merges
 //   added_tokens           [{id, content, special}] -> special: type control, else user-defined
-//   pre_tokenizer          the LLaMA-3 Split regex -> pre "llama-bpe"; GPT-2 ByteLevel regex -> "gpt2"
 //   tokenizer_config.json  bos_token / eos_token / unk_token / pad_token (string or {"content"}),
 //                          add_bos_token / add_eos_token
 // eot/eom ids and, without a config, bos/eos come from well-known texts (<|eot_id|>, <|begin_of_text|>...).

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
 #include <memory>
 #include <new>
 #include <string>
@@ -60,6 +61,19 @@ bool RegexSplitter::jit() const {
 }
 
 void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& pieces) const {
+  std::vector<std::pair<size_t, size_t>> matches;
+  find_matches(text, true, matches);
+  size_t done = 0;  // bytes already emitted as pieces
+  for (const auto& [begin, end] : matches) {
+    if (begin > done) pieces.push_back(text.substr(done, begin - done));  // gap: a piece of its own
+    if (end > begin) pieces.push_back(text.substr(begin, end - begin));
+    done = std::max(done, end);
+  }
+  if (done < text.size()) pieces.push_back(text.substr(done));
+}
+
+void RegexSplitter::find_matches(std::string_view text, bool invalid_as_matches,
+                                 std::vector<std::pair<size_t, size_t>>& matches) const {
   // Maximal valid UTF-8 runs go to the regex; PCRE2 in UTF mode must not see invalid bytes.
   size_t run_start = 0;
   size_t i = 0;
@@ -69,22 +83,25 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
       i += len;
       continue;
     }
-    if (i > run_start) split_valid(text.substr(run_start, i - run_start), pieces);
-    pieces.push_back(text.substr(i, 1));
+    if (i > run_start) find_valid(text.substr(run_start, i - run_start), run_start, matches);
+    if (invalid_as_matches) matches.emplace_back(i, i + 1);
     run_start = ++i;
   }
-  if (i > run_start) split_valid(text.substr(run_start, i - run_start), pieces);
+  if (i > run_start) find_valid(text.substr(run_start, i - run_start), run_start, matches);
 }
 
-void RegexSplitter::split_valid(std::string_view text, std::vector<std::string_view>& pieces) const {
+void RegexSplitter::find_valid(std::string_view text, size_t offset,
+                               std::vector<std::pair<size_t, size_t>>& matches) const {
   const std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
       pcre2_match_data_create_from_pattern(impl_->code, nullptr), &pcre2_match_data_free);
   if (md == nullptr) throw std::bad_alloc();
   const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  size_t pos = 0;   // next byte to match from
-  size_t done = 0;  // bytes already emitted as pieces
+  // As Rust onig's find_iter: an empty match where the previous match ended is skipped by searching
+  // again one character further.
+  size_t pos = 0;                            // where the next search starts
+  size_t last_end = std::string_view::npos;  // end of the previous match
   uint32_t options = PCRE2_NO_UTF_CHECK;
-  while (pos < text.size()) {
+  while (pos <= text.size()) {
     const int rc = pcre2_match(impl_->code, subject, text.size(), pos, options, md.get(), nullptr);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && (options & PCRE2_NO_JIT) == 0) {
       // Very long runs can exhaust the 32 KiB JIT stack; the interpreter keeps its frames on the heap.
@@ -100,17 +117,14 @@ void RegexSplitter::split_valid(std::string_view text, std::vector<std::string_v
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     const size_t start = ov[0], end = ov[1];
-    if (start > done) pieces.push_back(text.substr(done, start - done));  // gap: a piece of its own
-    if (end > start) {
-      pieces.push_back(text.substr(start, end - start));
-      done = pos = end;
-    } else {
-      // Empty match (the LLaMA-3 pattern has none): step over one character.
-      pos = start + utf8_sequence_length(text, start);
-      done = start;
+    if (start == end && end == last_end) {
+      if (pos >= text.size()) break;
+      pos += std::max<size_t>(1, utf8_sequence_length(text, pos));
+      continue;
     }
+    matches.emplace_back(offset + start, offset + end);
+    pos = last_end = end;
   }
-  if (done < text.size()) pieces.push_back(text.substr(done));
 }
 
 }  // namespace bitnet

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace bitnet {
@@ -27,13 +28,19 @@ class RegexSplitter {
   // invalid UTF-8: the regex runs on each maximal valid run, and each invalid byte is a piece of its own.
   void split(std::string_view text, std::vector<std::string_view>& pieces) const;
 
+  // Appends the [begin, end) byte ranges of the matches in `text`, in order (Oniguruma's find_iter: after an
+  // empty match the search resumes one character later). Invalid UTF-8 bytes are never handed to the
+  // regex; with invalid_as_matches each one is reported as a one-byte match, else it lies in a gap.
+  void find_matches(std::string_view text, bool invalid_as_matches,
+                    std::vector<std::pair<size_t, size_t>>& matches) const;
+
   bool jit() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 
-  void split_valid(std::string_view text, std::vector<std::string_view>& pieces) const;
+  void find_valid(std::string_view text, size_t offset, std::vector<std::pair<size_t, size_t>>& matches) const;
 };
 
 }  // namespace bitnet

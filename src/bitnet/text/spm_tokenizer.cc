@@ -45,7 +45,7 @@ std::string SpmTokenizer::normal_token_bytes(std::string_view stored) const {
   return out;
 }
 
-void SpmTokenizer::encode_fragment(std::string_view text, bool after_special,
+void SpmTokenizer::encode_fragment(std::string_view text, bool after_special, bool /*at_start*/,
                                    std::vector<int32_t>& out) const {
   std::string s;  // the fragment with spaces escaped
   s.reserve(text.size() + 3);

@@ -26,7 +26,8 @@ class SpmTokenizer final : public Tokenizer {
   // Throws when some byte has no <0xNN> token and there is no unknown token to fall back on.
   explicit SpmTokenizer(VocabData& vocab);
 
-  void encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const override;
+  void encode_fragment(std::string_view text, bool after_special, bool at_start,
+                       std::vector<int32_t>& out) const override;
   std::string normal_token_bytes(std::string_view stored) const override;
 
  private:

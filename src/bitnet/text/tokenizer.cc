@@ -33,14 +33,14 @@ int parse_byte_token(std::string_view t) {
 
 std::unique_ptr<Tokenizer> Tokenizer::create(VocabData vocab) {
   std::unique_ptr<Tokenizer> t;
-  if (vocab.model == "gpt2") {
+  if (vocab.model == "gpt2" || vocab.model == "bpe") {
     t.reset(new BpeTokenizer(vocab));
   } else if (vocab.model == "llama") {
     t.reset(new SpmTokenizer(vocab));
   } else {
     fail(
-        "tokenizer.ggml.model = '{}' is not supported; supported: 'gpt2' (byte-level BPE), 'llama' "
-        "(SentencePiece)",
+        "tokenizer.ggml.model = '{}' is not supported; supported: 'gpt2' (byte-level BPE), 'bpe' (Hugging "
+        "Face BPE with a stored pipeline), 'llama' (SentencePiece)",
         escape_for_message(vocab.model));
   }
   t->build_token_bytes();
@@ -145,7 +145,7 @@ void Tokenizer::build_token_bytes() {
       case TokenType::kControl:
       case TokenType::kUnknown:
       case TokenType::kUserDefined:  // added tokens are stored as raw text in both vocabularies
-        bytes_[i] = text_[i];
+        bytes_[i] = added_token_bytes(text_[i]);
         break;
       case TokenType::kByte: {
         const int b = parse_byte_token(text_[i]);
@@ -205,13 +205,14 @@ std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_bos,
       continue;
     }
     if (i > fragment_start)
-      encode_fragment(text.substr(fragment_start, i - fragment_start), after_special, out);
+      encode_fragment(text.substr(fragment_start, i - fragment_start), after_special, fragment_start == 0, out);
     out.push_back(match);
     after_special = true;
     i += text_[match].size();
     fragment_start = i;
   }
-  if (fragment_start < text.size()) encode_fragment(text.substr(fragment_start), after_special, out);
+  if (fragment_start < text.size())
+    encode_fragment(text.substr(fragment_start), after_special, fragment_start == 0, out);
   return out;
 }
 
@@ -226,7 +227,9 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool render_special)
   bool strip_space = strip_decoded_space_;
   for (int32_t id : ids) {
     std::string_view b = token_bytes(id, render_special);
-    if (strip_space && !is_type(id, TokenType::kControl) && !is_type(id, TokenType::kUnknown)) {
+    const bool eligible = strip_skips_control_ ? !is_type(id, TokenType::kControl) && !is_type(id, TokenType::kUnknown)
+                                               : !b.empty();
+    if (strip_space && eligible) {
       if (!b.empty() && b[0] == ' ') b.remove_prefix(1);
       strip_space = false;
     }

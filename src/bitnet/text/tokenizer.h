@@ -85,10 +85,14 @@ class Tokenizer {
 
   // Appends the ids of one plain-text fragment (no special tokens in it). `after_special` is true for
   // the first fragment and for fragments right after a special token (SentencePiece adds its space then).
-  virtual void encode_fragment(std::string_view text, bool after_special,
+  // `at_start`: the fragment begins the text (HF Metaspace's prepend_scheme "first").
+  virtual void encode_fragment(std::string_view text, bool after_special, bool at_start,
                                std::vector<int32_t>& out) const = 0;
   // Raw bytes of a normal/unused token given its stored text.
   virtual std::string normal_token_bytes(std::string_view stored) const = 0;
+  // Raw bytes of a control, unknown or user-defined (added) token: its text, unless the implementation
+  // decodes added tokens too (Hugging Face passes every token through its decoder).
+  virtual std::string added_token_bytes(std::string_view stored) const { return std::string(stored); }
   // Fills bytes_; called by create() once the derived object is complete.
   void build_token_bytes();
 
@@ -98,6 +102,9 @@ class Tokenizer {
   std::vector<std::string> text_;  // [n_vocab] stored token text
   std::vector<TokenType> type_;    // [n_vocab] (kUndefined mapped to kNormal)
   TextIndex id_of_;                // stored text -> id (last wins)
+  bool strip_decoded_space_;       // decode() drops one leading ' ' (SentencePiece's added space)...
+  bool strip_skips_control_ = true;  // ...of the first non-control token (llama.cpp), else of the first
+                                     // token that renders any bytes (Hugging Face's Strip decoder)
 
  private:
   struct Special {
@@ -112,7 +119,7 @@ class Tokenizer {
   std::array<std::vector<Special>, 256> specials_by_byte_;  // by first byte, longest text first
   std::vector<int32_t> eog_ids_;
   int32_t bos_id_, eos_id_, eot_id_, eom_id_, unk_id_, pad_id_;
-  bool add_bos_, add_eos_, strip_decoded_space_;
+  bool add_bos_, add_eos_;
 };
 
 // Turns a stream of token ids into text that is always complete, valid UTF-8: bytes of a character

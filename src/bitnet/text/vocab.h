@@ -21,8 +21,12 @@ enum class TokenType : int32_t {
 };
 
 struct VocabData {
-  std::string model;  // tokenizer.ggml.model: "gpt2" = byte-level BPE, "llama" = SentencePiece
+  std::string model;  // tokenizer.ggml.model: "gpt2" = byte-level BPE, "llama" = SentencePiece, "bpe" = other HF BPE
   std::string pre;    // tokenizer.ggml.pre; empty when the key is absent
+  // tokenizer.json's "normalizer", "pre_tokenizer", "decoder" and "model" options as one JSON object
+  // (hf_pipeline.h), GGUF key tokenizer.bitnet.hf_pipeline; empty: derived from `pre` (byte-level BPE).
+  // Model "bpe" (HF BPE that is not byte-level, e.g. byte_fallback vocabularies) requires it.
+  std::string pipeline;
 
   std::vector<std::string> tokens;   // [n_vocab] token text as stored (GPT-2 byte alphabet / '▁' form)
   std::vector<float> scores;         // [n_vocab] or empty; SentencePiece merge priority (higher first)
