@@ -179,6 +179,45 @@ def hf_tokenizer_json_seeds(out):
     tok2["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
     with open(os.path.join(d, "gpt2_pairs.json"), "w") as f:
         json.dump(tok2, f, ensure_ascii=False)
+    # Every pipeline component (hf_pipeline.h): normalizers, each split behavior, Digits, Punctuation.
+    tok3 = dict(tok)
+    tok3["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "NFKC"}, {"type": "Lowercase"}, {"type": "Strip", "strip_left": True, "strip_right": False},
+        {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}, {"type": "StripAccents"}]}
+    tok3["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True}, {"type": "Punctuation", "behavior": "Contiguous"},
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"Regex": "\\p{L}+"}, "behavior": "Removed", "invert": True},
+        {"type": "ByteLevel", "add_prefix_space": True, "use_regex": False}]}
+    tok3["decoder"] = {"type": "ByteLevel"}
+    with open(os.path.join(d, "pipeline_components.json"), "w") as f:
+        json.dump(tok3, f, ensure_ascii=False)
+    # SentencePiece-style BPE (LLaMA-2, Gemma): '▁' for spaces, byte fallback, no pre-tokenizer, Strip decoder.
+    sp = "\u2581"
+    spm_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        spm_vocab[f"<0x{b:02X}>"] = len(spm_vocab)
+    for t in [sp, "h", "e", "l", "o", sp + "h", "he", sp + "he", "ll", "llo", sp + "hello"]:
+        spm_vocab.setdefault(t, len(spm_vocab))
+    tok4 = {
+        "added_tokens": [{"id": 1, "content": "<s>", "special": True}, {"id": 2, "content": "</s>", "special": True}],
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": sp},
+                                                           {"type": "Replace", "pattern": {"String": " "}, "content": sp}]},
+        "pre_tokenizer": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": sp}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True, "vocab": spm_vocab,
+                  "merges": [[sp, "h"], ["h", "e"], [sp + "h", "e"], ["l", "l"], ["ll", "o"], [sp + "he", "llo"]]},
+    }
+    with open(os.path.join(d, "spm_bpe_byte_fallback.json"), "w") as f:
+        json.dump(tok4, f, ensure_ascii=False)
+    tok5 = dict(tok4)
+    tok5["normalizer"] = None
+    tok5["pre_tokenizer"] = {"type": "Metaspace", "replacement": sp, "prepend_scheme": "first", "split": True}
+    tok5["decoder"] = {"type": "Metaspace", "replacement": sp, "prepend_scheme": "first", "split": True}
+    with open(os.path.join(d, "metaspace.json"), "w") as f:
+        json.dump(tok5, f, ensure_ascii=False)
 
 
 def chat_template_seeds(out):
