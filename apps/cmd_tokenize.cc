@@ -1,5 +1,6 @@
 // bitnet tokenize -m MODEL [-p TEXT] [--no-bos] [--parse-special] [--json | --pieces | --jsonl]: text from -p
-// or all of stdin. MODEL may also be a Hugging Face tokenizer.json (or a directory holding one).
+// or all of stdin. MODEL may also be a Hugging Face tokenizer.json, a SentencePiece tokenizer.model, or a
+// checkpoint folder holding either (tokenizer.model first, as `bitnet convert` reads it).
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "bitnet/format/gguf.h"
 #include "bitnet/model/vocab_gguf.h"
 #include "bitnet/text/hf_tokenizer_json.h"
+#include "bitnet/text/spm_model.h"
 #include "bitnet/text/tokenizer.h"
 #include "commands.h"
 #include "model_flags.h"
@@ -23,8 +25,8 @@ Action register_tokenize(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model,
-                 "GGUF file (a vocabulary-only file is enough), or a Hugging Face tokenizer.json or the folder "
-                 "holding it (default: the trained model, or $BITNET_MODEL)");
+                 "GGUF file (a vocabulary-only file is enough), a Hugging Face tokenizer.json, a SentencePiece "
+                 "tokenizer.model, or a checkpoint folder (default: the trained model, or $BITNET_MODEL)");
   add_hf_option(app, o->hf);
   app.add_option("-p,--prompt", o->prompt, "Text to tokenize (default: all of standard input)");
   app.add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
@@ -39,10 +41,13 @@ Action register_tokenize(CLI::App& app) {
     if (app.count("--prompt") == 0) text.assign(std::istreambuf_iterator<char>(std::cin), {});
     namespace fs = std::filesystem;
     VocabData v;
-    if (!o->model.empty() && fs::is_directory(o->model)) {
-      v = load_hf_tokenizer_json(fs::path(o->model) / "tokenizer.json");
+    if (!o->model.empty() && fs::is_directory(o->model)) {  // as `bitnet convert` reads it
+      const fs::path spm = fs::path(o->model) / "tokenizer.model";
+      v = fs::exists(spm) ? load_sentencepiece_model(spm) : load_hf_tokenizer_json(fs::path(o->model) / "tokenizer.json");
     } else if (o->model.ends_with(".json")) {
       v = load_hf_tokenizer_json(o->model);
+    } else if (o->model.ends_with(".model")) {
+      v = load_sentencepiece_model(o->model);
     } else {
       v = vocab_from_gguf(*GgufFile::open(resolve_model(o->model, o->hf)));
     }

@@ -15,6 +15,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev                # `bitnet pull`: downloads (libcurl), sha256 (OpenSSL)
   libgtest-dev libgmock-dev                      # unit tests
   python3 python3-numpy                          # CLI tests, independent reference forward pass
+  python3-sentencepiece                          # SentencePiece itself: tokenizer.model parity (tests/text)
   curl                                           # the README's server examples, run by tests/server
   g++-aarch64-linux-gnu qemu-user                # ARM NEON table: cross-built and tested under emulation
 )
