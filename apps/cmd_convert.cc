@@ -1,4 +1,5 @@
-// bitnet convert HF_DIR -o OUT.gguf [--type T] [--arch A] [--embedding-type T] [--weight-scale D] [--name N]
+// bitnet convert HF_DIR -o OUT.gguf [--type T] [--arch A] [--embedding-type T] [--output-type T] [--weight-scale D]
+// [--name N]
 #include <chrono>
 #include <cstdio>
 
@@ -29,6 +30,9 @@ Action register_convert(CLI::App& app) {
   app.add_option("--embedding-type", o->c.embedding_type, "token_embd (and an untied output): f16 | f32 | q8_0")
       ->capture_default_str()
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
+  app.add_option("--output-type", o->c.output_type,
+                 "Untied LM head (lm_head.weight): f16 | f32 | q8_0 | q6_k (default: --embedding-type)")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0", "q6_k"}));
   app.add_option("--weight-scale", o->c.weight_scale, "Packed checkpoints: auto (from quantization_config."
                                                       "linear_class) | multiply | divide")
       ->capture_default_str()

@@ -245,8 +245,10 @@ class Convert(Base):
         self.against_reference(path, d, "bitnet", TOKENS_TINY, scale="f16")
         _, err = self.convert(d, "x.gguf", "--arch", "bitnet-b1.58", check=1)
         self.assertIn("relu2", err)
-        _, err = self.convert(d, "x.gguf", "--type", "i2_s", check=1)
-        self.assertIn("bitnet-b1.58", err)
+        i2s, err = self.convert(d, "x.gguf", "--type", "i2_s")  # bitnet.cpp's type, with a note for llama.cpp users
+        self.assertIn("llama.cpp does not know", err)
+        self.validate(i2s)
+        self.against_reference(i2s, d, "bitnet", TOKENS_TINY, scale="f32")
         _, err = self.convert(self.ckpt("r"), "r.gguf", "--arch", "bitnet")
         self.assertIn("SiLU", err)  # relu2 kept in bitnet.hidden_activation; llama.cpp would ignore it
         u = self.ckpt("u", tie=False, lm_head=True)

@@ -15,7 +15,8 @@ import numpy as np
 
 from hf_fixture import load_checkpoint, load_json, st_array
 
-LAYER_MAP = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+LAYER_MAP = {"self_attn.inner_attn_ln": "attn_sub_norm", "mlp.ffn_layernorm": "ffn_sub_norm",  # 1bitLLM spellings
+             "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.attn_sub_norm": "attn_sub_norm",
              "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
              "mlp.down_proj": "ffn_down", "mlp.ffn_sub_norm": "ffn_sub_norm"}
@@ -38,6 +39,8 @@ class _Ternary:
 def gguf_name(hf):
     if hf == "model.embed_tokens.weight":
         return "token_embd.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
     if hf == "model.norm.weight":
         return "output_norm.weight"
     if hf.startswith("model.layers."):
@@ -49,9 +52,13 @@ def gguf_name(hf):
 
 
 class HFModel:
+    rope_neox = True  # HF's rotate_half on q/k rows as stored, whatever the arch (bitnet_ref.hparams)
+
     def __init__(self, hf_dir, arch, scale="f32", embd="f16"):
         cfg = load_json(os.path.join(hf_dir, "config.json"))
         raw = load_checkpoint(hf_dir)
+        if cfg.get("tie_word_embeddings", True):
+            raw.pop("lm_head.weight", None)
         self.arch = arch
         A = arch + "."
         self.metadata = {A + "embedding_length": cfg["hidden_size"], A + "block_count": cfg["num_hidden_layers"],
@@ -88,7 +95,7 @@ class HFModel:
                 shape = codes.shape
             else:
                 v = st_array(entry).astype(np.float32)
-                if kind == "token_embd" and embd == "f16":
+                if kind in ("token_embd", "output") and embd == "f16":
                     v = v.astype(np.float16).astype(np.float32)
                 self._values[g] = v.astype(np.float64)
                 shape = v.shape

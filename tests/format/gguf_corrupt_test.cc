@@ -185,9 +185,13 @@ TEST(GgufCorrupt, UnknownTensorType) {
   EXPECT_GGUF_ERROR(r.b, "unknown type id 99");
 }
 
-TEST(GgufCorrupt, I2sIdOutsideBitnetArchitectures) {
+TEST(GgufCorrupt, I2sIdInEveryArchitectureTl1OnlyInBitnetOnes) {
+  // bitnet.cpp writes I2_S (36) for arch llama too (Falcon3-1.58bit); TL1 (38) only for its BitNet archs.
+  RawGguf llama;
+  llama.header(1, 1).kv_string("general.architecture", "llama").tensor("w", {128}, 36, 0).pad().zeros(64);
+  EXPECT_EQ(GgufFile::parse(llama.b.data(), llama.b.size(), "test.gguf")->tensors()[0].type, TensorType::I2_S);
   RawGguf r;
-  r.header(1, 1).kv_string("general.architecture", "llama").tensor("w", {128}, 36, 0).pad().zeros(64);
+  r.header(1, 1).kv_string("general.architecture", "llama").tensor("w", {128}, 38, 0).pad().zeros(64);
   EXPECT_GGUF_ERROR(r.b, "only bitnet.cpp's BitNet architectures use");
   RawGguf ok;
   ok.header(1, 1).kv_string("general.architecture", "bitnet-b1.58").tensor("w", {128}, 36, 0).pad().zeros(64);

@@ -56,6 +56,9 @@ def hparams(g):
     hp["rope_base"] = float(key("rope.freq_base", 10000.0))
     hp["n_rot"] = int(key("rope.dimension_count", hp["hd"]))
     hp["rope_neox"] = arch != "llama"        # bitnet* : NEOX, llama : NORM
+    # A model read from a Hugging Face folder (tests/convert/hf_reference.py) rotates (i, i + d/2) whatever the
+    # GGUF arch, on q/k rows as HF stores them (the GGUF converter permutes them for NORM instead).
+    hp["rope_neox"] = getattr(g, "rope_neox", hp["rope_neox"])
     hp["sub_norms"] = arch != "llama"
     att_scale = float(key("attention.scale", 0.0)) if arch == "llama" else 0.0
     hp["kq_scale"] = att_scale if att_scale else 1.0 / np.sqrt(hp["hd"])

@@ -44,7 +44,8 @@ GGML_TYPES = {
     28: ("F64", 1, 8), 30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
 }
 I2S_ID = 36
-I2S_ARCHES = ("bitnet-b1.58", "bitnet-25")  # id 36 means I2_S only for these
+# id 36 is I2_S in every architecture bitnet.cpp writes (its Falcon3 files are arch llama); mainline ggml
+# retired the id (IQ4_NL_4_4, a load-time repacking never stored in files).
 TERNARY_TYPES = ("I2_S", "TQ1_0", "TQ2_0")
 FLOAT_TYPES = ("F32", "F16", "BF16", "Q8_0", "F64")
 
@@ -167,7 +168,7 @@ class GGUFFile:
 
     def _type_and_size(self, t):
         n = t.n_elements
-        if t.type_id == I2S_ID and self.arch in I2S_ARCHES:
+        if t.type_id == I2S_ID:
             if n % 4:
                 raise GGUFError(f"{t.name}: I2_S element count {n} not a multiple of 4")
             return "I2_S", n // 4 + 32

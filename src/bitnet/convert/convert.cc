@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/fp16.h"
+#include "bitnet/base/utf8.h"
 #include "bitnet/convert/hf_config.h"
 #include "bitnet/convert/progress.h"
 #include "bitnet/convert/ternary_tensor.h"
@@ -20,6 +22,7 @@
 #include "bitnet/model/arch.h"
 #include "bitnet/model/vocab_gguf.h"
 #include "bitnet/text/hf_tokenizer_json.h"
+#include "bitnet/text/spm_model.h"
 #include "bitnet/text/vocab.h"
 
 namespace bitnet {
@@ -169,6 +172,96 @@ std::string chat_template_of(const std::filesystem::path& config_path) {
   return {};
 }
 
+// Added tokens beyond a SentencePiece model's pieces (1bitLLM's <pad>, </line>): added_tokens.json
+// {content: id}, with tokenizer_config.json's added_tokens_decoder {id: {content, special}} for which are
+// special (control) and which user-defined.
+void add_hf_added_tokens(VocabData& v, const std::filesystem::path& dir) {
+  std::map<int64_t, std::pair<std::string, bool>> added;  // id -> (content, special)
+  const auto parse = [](const std::filesystem::path& p) {
+    try {
+      return nlohmann::json::parse(read_text(p));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: {}", p.string(), e.what());
+    }
+  };
+  const std::filesystem::path config = dir / "tokenizer_config.json", list = dir / "added_tokens.json";
+  if (std::filesystem::exists(config)) {
+    const nlohmann::json c = parse(config);
+    if (c.contains("added_tokens_decoder") && c.at("added_tokens_decoder").is_object())
+      for (const auto& [key, t] : c.at("added_tokens_decoder").items()) {
+        char* end = nullptr;
+        const long long id = std::strtoll(key.c_str(), &end, 10);
+        if (end == key.c_str() || *end != '\0' || id < 0 || !t.is_object() || !t.contains("content") ||
+            !t.at("content").is_string())
+          fail("{}: added_tokens_decoder entry '{}' is not {{\"<id>\": {{\"content\": ...}}}}", config.string(), key);
+        added[id] = {t.at("content").get<std::string>(), t.value("special", false)};
+      }
+  }
+  if (std::filesystem::exists(list)) {
+    const nlohmann::json a = parse(list);
+    if (!a.is_object()) fail("{}: expected an object {{\"token\": id}}", list.string());
+    for (const auto& [content, id] : a.items()) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0)
+        fail("{}: token '{}' has id {}, expected a non-negative integer", list.string(), escape_for_message(content), id.dump());
+      auto& slot = added[id.get<int64_t>()];
+      if (slot.first.empty()) slot = {content, false};
+    }
+  }
+  for (const auto& [id, t] : added) {
+    const auto i = static_cast<size_t>(id);
+    if (i < v.tokens.size()) {
+      if (v.tokens[i] != t.first)
+        fail("{}: added token '{}' has id {}, which tokenizer.model gives to '{}'", dir.string(),
+             escape_for_message(t.first), id, escape_for_message(v.tokens[i]));
+      continue;
+    }
+    if (i > v.tokens.size() + 65536) fail("{}: added token '{}' has the unlikely id {}", dir.string(), escape_for_message(t.first), id);
+    while (v.tokens.size() < i) {  // holes, as llama.cpp's converter pads them
+      v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
+      v.scores.push_back(0.0f);
+      v.token_types.push_back(static_cast<int32_t>(TokenType::kUnused));
+    }
+    v.tokens.push_back(t.first);
+    v.scores.push_back(0.0f);
+    v.token_types.push_back(static_cast<int32_t>(t.second ? TokenType::kControl : TokenType::kUserDefined));
+  }
+}
+
+// The folder's vocabulary: SentencePiece tokenizer.model when there is one (what llama.cpp's and bitnet.cpp's
+// converters read for LLaMA-2-vocabulary models, GGUF model "llama"), else tokenizer.json.
+VocabData vocab_of_folder(const std::filesystem::path& dir, std::vector<std::string>& notes) {
+  const std::filesystem::path spm = dir / "tokenizer.model", tok = dir / "tokenizer.json";
+  if (std::filesystem::exists(spm)) {
+    VocabData v = load_sentencepiece_model(spm);
+    add_hf_added_tokens(v, dir);
+    notes.push_back(fmt::format("vocabulary from tokenizer.model (SentencePiece BPE, {} tokens)", v.tokens.size()));
+    return v;
+  }
+  if (!std::filesystem::exists(tok))
+    fail("{}: no tokenizer.model or tokenizer.json: the converter needs the model's vocabulary", dir.string());
+  VocabData v = load_hf_tokenizer_json(tok);
+  if (v.model == "bpe")
+    notes.push_back("tokenizer.json is not byte-level BPE: the file stores its pipeline "
+                    "(tokenizer.bitnet.hf_pipeline), which llama.cpp does not read");
+  else if (v.pre.empty())
+    notes.push_back("no llama.cpp pre-tokenizer name matches tokenizer.json's; the file stores the pipeline "
+                    "(tokenizer.bitnet.hf_pipeline), llama.cpp will use its default");
+  return v;
+}
+
+// llama.cpp's LLaMA graph rotates adjacent pairs (2i, 2i+1); Hugging Face's rotates (i, i + d/2). Its
+// converter therefore reorders the rows of q_proj and k_proj within each head (convert_hf_to_gguf.py
+// LlamaModel.permute): new row 2i + t of a head = old row t * d/2 + i.
+void permute_for_norm_rope(TernaryTensor& t, uint32_t n_head) {
+  const uint64_t d = t.rows / n_head, half = d / 2;
+  std::vector<int8_t> out(t.codes.size());
+  for (uint64_t h = 0; h < n_head; ++h)
+    for (uint64_t i = 0; i < half; ++i)
+      for (uint64_t k = 0; k < 2; ++k)
+        std::memcpy(&out[(h * d + 2 * i + k) * t.cols], &t.codes[(h * d + k * half + i) * t.cols], t.cols);
+  t.codes = std::move(out);
+}
+
 }  // namespace
 
 std::vector<std::string> hf_names_for(const std::string& kind, int layer) {
@@ -185,11 +278,8 @@ GgufWriter plan_convert(const ConvertOptions& o, const SafetensorsCheckpoint& ck
                         ConvertSummary* summary) {
   const std::filesystem::path cfg_path = o.input / "config.json";
   const HfConfig cfg = parse_hf_config(read_text(cfg_path), cfg_path.string());
-  const std::filesystem::path tok = o.input / "tokenizer.json";
-  if (!std::filesystem::exists(tok))
-    fail("{}: no tokenizer.json (the converter reads the Hugging Face fast tokenizer)", o.input.string());
-  return plan_convert(o, cfg, load_hf_tokenizer_json(tok), chat_template_of(o.input / "tokenizer_config.json"), ckpt,
-                      progress, summary);
+  return plan_convert(o, cfg, vocab_of_folder(o.input, summary->notes), chat_template_of(o.input / "tokenizer_config.json"),
+                      ckpt, progress, summary);
 }
 
 GgufWriter plan_convert(const ConvertOptions& o, const HfConfig& cfg, VocabData vocab, const std::string& chat_template,
@@ -226,9 +316,10 @@ GgufWriter plan_convert(const ConvertOptions& o, const HfConfig& cfg, VocabData 
   const TensorType type = o.type.empty() ? (info->arch == Arch::BitnetB158 ? TensorType::I2_S : TensorType::TQ2_0)
                                          : linear_type_from_name(o.type);
   if (type == TensorType::I2_S && info->arch != Arch::BitnetB158)
-    fail("--type i2_s is bitnet.cpp's type, valid only with --arch bitnet-b1.58 (llama.cpp reads id 36 differently); "
-         "use tq2_0 or tq1_0");
+    notes.push_back(fmt::format("I2_S with arch {}: bitnet and bitnet.cpp read it; mainline llama.cpp does not know "
+                                "type 36 (use tq2_0 or tq1_0 for it)", arch));
   const TensorType embd_type = embedding_type_from_name(o.embedding_type);
+  const TensorType output_type = o.output_type.empty() ? embd_type : output_type_from_name(o.output_type);
   summary->arch = arch;
   summary->type = type;
   summary->embedding_type = embd_type;
@@ -343,10 +434,11 @@ GgufWriter plan_convert(const ConvertOptions& o, const HfConfig& cfg, VocabData 
       case TensorRole::Output: {
         check_float(*src);
         check_shape(*src, hf_shape, name);
-        if (e.ne[0] % type_traits(embd_type).block_size != 0)
-          fail("{} embeddings need hidden_size a multiple of {}, got {}", type_traits(embd_type).name,
-               type_traits(embd_type).block_size, e.ne[0]);
-        w.add_tensor(name, embd_type, e.ne, [ck, prog, src, embd_type](uint8_t* dst, uint64_t) {
+        const TensorType out_type = e.role == TensorRole::Output ? output_type : embd_type;
+        if (e.ne[0] % type_traits(out_type).block_size != 0)
+          fail("{} {} needs hidden_size a multiple of {}, got {}", type_traits(out_type).name, name,
+               type_traits(out_type).block_size, e.ne[0]);
+        w.add_tensor(name, out_type, e.ne, [ck, prog, src, embd_type = out_type](uint8_t* dst, uint64_t) {
           const TensorType ft = *float_type(src->dtype);
           const uint64_t n = src->n_elements, row = src->shape.back();
           const uint64_t chunk = std::max<uint64_t>(1, (1u << 20) / row) * row;  // whole rows, ~1 M elements
@@ -411,9 +503,14 @@ GgufWriter plan_convert(const ConvertOptions& o, const HfConfig& cfg, VocabData 
                        "known layout", *src->file, src->name, st_dtype_name(src->dtype));
           ls.form = cfg.bitnet_family ? LinearSource::kMaster : LinearSource::kFloatTernary;
         }
-        w.add_tensor(name, type, e.ne, [ck, prog, ls, name, cols, rows, type](uint8_t* dst, uint64_t nbytes) {
+        // Arch llama rotates adjacent pairs: q and k rows reordered as llama.cpp's converter does.
+        const uint32_t permute_heads = info->rope == RopeStyle::Norm && (e.kind == "attn_q" || e.kind == "attn_k")
+                                           ? (e.kind == "attn_q" ? cfg.n_heads : cfg.n_kv_heads)
+                                           : 0;
+        w.add_tensor(name, type, e.ne, [ck, prog, ls, name, cols, rows, type, permute_heads](uint8_t* dst, uint64_t nbytes) {
           throw_if_interrupted();
-          const TernaryTensor t = load_linear(ls, name, cols, rows);
+          TernaryTensor t = load_linear(ls, name, cols, rows);
+          if (permute_heads > 0) permute_for_norm_rope(t, permute_heads);
           ck->release(*ls.w);
           encode_ternary(t, type, /*allow_rounding=*/true, dst);
           prog->advance(nbytes);

@@ -36,7 +36,8 @@ struct ConvertOptions {
   std::filesystem::path input;         // the checkpoint folder
   std::string arch;                    // "" = bitnet-b1.58 for relu2 BitNet models, bitnet for others, llama for LLaMA
   std::string type;                    // "" = i2_s for bitnet-b1.58, tq2_0 otherwise
-  std::string embedding_type = "f16";  // f16 | f32 | q8_0 (token_embd and an untied output)
+  std::string embedding_type = "f16";  // f16 | f32 | q8_0 (token_embd, and an untied output by default)
+  std::string output_type;             // untied output: f16 | f32 | q8_0 | q6_k; "" = embedding_type
   std::string weight_scale = "auto";   // packed / int8 weights: auto (from linear_class) | multiply | divide
   std::string name;                    // general.name; "" = the folder's name
 };

@@ -73,6 +73,15 @@ HfConfig from_json(const json& j, const std::string& source) {
     c.quant_method = q.value("quant_method", "");
     c.linear_class = q.value("linear_class", "");
     c.quantization_mode = q.value("quantization_mode", "");
+    // Newer transformers: an RMSNorm inside every BitLinear (Falcon-Edge); its weights would be dropped.
+    if (q.contains("use_rms_norm") && q.at("use_rms_norm").is_boolean() && q.at("use_rms_norm").get<bool>())
+      fail("{}: quantization_config.use_rms_norm: true (an RMSNorm inside every BitLinear) is not supported", source);
+    // Falcon3 and Llama3-8B-1.58 keep only the LM head in full precision; other kept modules are not a known form.
+    if (q.contains("modules_to_not_convert") && q.at("modules_to_not_convert").is_array())
+      for (const json& m : q.at("modules_to_not_convert"))
+        if (!m.is_string() || m.get<std::string>().find("lm_head") == std::string::npos)
+          fail("{}: quantization_config.modules_to_not_convert lists {}: linear layers kept in full precision are "
+               "not supported (only lm_head)", source, m.dump());
   }
   c.bitnet_family = bitnet_arch || c.quant_method == "bitnet";
   return c;

@@ -5,7 +5,8 @@
 //   hidden_size -> dim, intermediate_size -> hidden_dim, num_hidden_layers -> n_layers,
 //   num_attention_heads -> n_heads, num_key_value_heads -> n_kv_heads (default n_heads),
 //   vocab_size, max_position_embeddings -> n_ctx, rope_theta, rms_norm_eps, hidden_act, tie_word_embeddings
-//   quantization_config     {quant_method: bitnet, linear_class: autobitlinear | bitlinear,
+//   quantization_config     {quant_method: bitnet, linear_class: autobitlinear | bitlinear (absent: bitlinear,
+//                            transformers' default), modules_to_not_convert: [lm_head],
 //                            quantization_mode: offline (packed) | online (bf16 master weights)}
 // Defaults for absent keys are those of the transformers config class of the architecture. Features the
 // converter cannot express (rope_scaling, biases, a head_dim other than hidden_size / heads) are refused.

@@ -7,6 +7,7 @@
 #include "bitnet/base/fp16.h"
 #include "bitnet/format/dequant.h"
 #include "bitnet/format/gguf.h"
+#include "bitnet/format/quantize.h"
 #include "bitnet/format/ternary.h"
 
 namespace bitnet {
@@ -61,6 +62,13 @@ TensorType embedding_type_from_name(const std::string& name) {
   const auto t = type_from_name(name);
   if (!t || !(*t == TensorType::F16 || *t == TensorType::F32 || *t == TensorType::Q8_0))
     fail("--embedding-type '{}' is not one of f16, f32, q8_0", name);
+  return *t;
+}
+
+TensorType output_type_from_name(const std::string& name) {
+  const auto t = type_from_name(name);
+  if (!t || !(*t == TensorType::F16 || *t == TensorType::F32 || *t == TensorType::Q8_0 || *t == TensorType::Q6_K))
+    fail("--output-type '{}' is not one of f16, f32, q8_0, q6_k", name);
   return *t;
 }
 
@@ -236,7 +244,10 @@ void encode_floats(TensorType type, const float* x, uint64_t n, uint8_t* dst) {
         for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[b * 32 + j] * id)));
       }
       return;
-    default: fail("{} is not an embedding type (f16, f32, q8_0)", type_traits(type).name);
+    case TensorType::Q6_K:  // an untied LM head (--output-type q6_k)
+      quantize_row(type, x, n, dst);
+      return;
+    default: fail("{} is not an embedding or output type (f16, f32, q8_0, q6_k)", type_traits(type).name);
   }
 }
 

@@ -35,8 +35,9 @@ struct TernaryTensor {
 
 // Ternary linear types a file can hold, by name: i2_s, tq2_0, tq1_0, f16, f32. Error for anything else.
 TensorType linear_type_from_name(const std::string& name);
-// Embedding types: f16, f32, q8_0.
+// Embedding types: f16, f32, q8_0; an untied output also q6_k.
 TensorType embedding_type_from_name(const std::string& name);
+TensorType output_type_from_name(const std::string& name);
 // general.file_type for a linear weight type (llama.cpp's llama_ftype; I2_S = 40 as in bitnet.cpp's fork).
 uint32_t file_type_of(TensorType linear_type);
 

@@ -74,7 +74,9 @@ bool is_bitnet_cpp_arch(std::string_view arch) { return arch == "bitnet-b1.58" |
 
 std::optional<TensorType> resolve_type(uint32_t file_id, std::string_view arch) {
   const bool fork = is_bitnet_cpp_arch(arch);
-  if (file_id == 36) return fork ? std::optional(TensorType::I2_S) : std::nullopt;
+  // 36 is I2_S in every architecture bitnet.cpp writes it for (its Falcon3 and Llama3-8B-1.58 files are
+  // arch llama); mainline ggml retired the id (IQ4_NL_4_4 was a load-time repacking, never stored in files).
+  if (file_id == 36) return TensorType::I2_S;
   if (file_id == 38) return fork ? std::optional(TensorType::TL1) : std::nullopt;
   if (file_id == 39) return fork ? TensorType::TL2 : TensorType::MXFP4;
   for (const auto& row : kTypes)

@@ -254,9 +254,9 @@ void GgufFile::parse_all() {
     ti.offset = c.read<uint64_t>("tensor offset");
     const auto resolved = resolve_type(ti.type_id, arch);
     if (!resolved) {
-      if (ti.type_id == 36 || ti.type_id == 38)
+      if (ti.type_id == 38)
         fail("{}: tensor '{}' (byte {}) has type id {}, which only bitnet.cpp's BitNet architectures use "
-             "(I2_S/TL1), but general.architecture is '{}'",
+             "(TL1), but general.architecture is '{}'",
              file, shown, type_at, ti.type_id, escape_for_message(arch));
       fail("{}: tensor '{}' (byte {}) has unknown type id {}", file, shown, type_at, ti.type_id);
     }

@@ -57,11 +57,11 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-bool allowed_type(const ArchInfo& a, TensorRole role, TensorType t) {
+bool allowed_type(const ArchInfo& /*a*/, TensorRole role, TensorType t) {
   switch (role) {
     case TensorRole::Linear:
       return t == TensorType::TQ1_0 || t == TensorType::TQ2_0 || t == TensorType::F16 || t == TensorType::BF16 ||
-             t == TensorType::F32 || (t == TensorType::I2_S && a.arch == Arch::BitnetB158);
+             t == TensorType::F32 || t == TensorType::I2_S;  // I2_S: bitnet.cpp writes it for every arch
     case TensorRole::Embedding:
     case TensorRole::Output:
       return t == TensorType::F16 || t == TensorType::F32 || t == TensorType::BF16 || t == TensorType::Q8_0 ||
