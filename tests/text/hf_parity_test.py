@@ -12,7 +12,8 @@ Every id must be identical, and so must the decoded text (special tokens kept); 
 pipeline loses nothing (byte-level, no normalizer) must also give back the input exactly.
 Encoding matches added tokens in the text (special or not), as HF's encode does; no BOS is added.
 
-Usage: hf_parity_test.py BITNET_BINARY ORACLE_DIR
+Usage: hf_parity_test.py BITNET_BINARY ORACLE_DIR [--quick]
+  --quick (sanitizer builds): the edge cases, the random strings and every 10th piece of the texts.
 Skips (exit 77 semantics through unittest skip) when npm or the shared data is unavailable.
 """
 import json
@@ -25,6 +26,7 @@ import unittest
 
 BITNET = None
 ORACLES = None
+QUICK = False
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SHARED = os.environ.get("BITNET_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
@@ -100,7 +102,8 @@ class HfParity(unittest.TestCase):
         if p.returncode != 0:
             raise AssertionError(p.stdout + p.stderr)
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.cases = EDGE_CASES + random_cases(SEED, N_RANDOM) + text_cases()
+        texts = text_cases()
+        cls.cases = EDGE_CASES + random_cases(SEED, N_RANDOM) + (texts[::10] if QUICK else texts)
         cls.cases_path = os.path.join(cls.tmp.name, "cases.jsonl")
         with open(cls.cases_path, "w", encoding="utf-8") as f:
             for c in cls.cases:
@@ -177,4 +180,5 @@ if __name__ == "__main__":
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     BITNET, ORACLES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    unittest.main(argv=sys.argv[:1] + sys.argv[3:], verbosity=2)
+    QUICK = "--quick" in sys.argv[3:]
+    unittest.main(argv=sys.argv[:1] + [a for a in sys.argv[3:] if a != "--quick"], verbosity=2)
