@@ -101,7 +101,11 @@ json summary_json(const GgufFile& f) {
       const VocabData v = vocab_from_gguf(f);
       json t{{"model", v.model}, {"pre", v.pre.empty() ? json(nullptr) : json(v.pre)}, {"vocab_size", v.tokens.size()},
              {"merges", v.merges.size()}, {"add_bos", v.add_bos}};
-      if (v.model == "gpt2" && v.pre.empty()) t["pre_used"] = "llama-bpe (tokenizer.ggml.pre is absent)";
+      if (!v.pipeline.empty()) {
+        t["pre_used"] = "the stored Hugging Face pipeline (tokenizer.bitnet.hf_pipeline)";
+      } else if (v.model == "gpt2" && v.pre.empty()) {
+        t["pre_used"] = "llama-bpe (tokenizer.ggml.pre is absent)";
+      }
       for (auto [key, id] : {std::pair{"bos_id", v.bos_id}, {"eos_id", v.eos_id}, {"eot_id", v.eot_id},
                              {"eom_id", v.eom_id}, {"unk_id", v.unk_id}, {"pad_id", v.pad_id}})
         if (id >= 0) t[key] = id;

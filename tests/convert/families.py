@@ -1,7 +1,7 @@
 """Tiny Hugging Face folders laid out like the ternary checkpoints people run, at small dimensions (NumPy
 only). Each reproduces its family's config.json keys, tensor names, dtypes, packing and tokenizer files as
 published (sources: the repositories' config.json and file lists, transformers' integrations/bitnet.py,
-bitnet.cpp's utils/convert-hf-to-gguf-bitnet.py; notes in docs/models.md):
+bitnet.cpp's utils/convert-hf-to-gguf-bitnet.py; docs/models.md gives them with their sources):
 
   falcon3    tiiuae/Falcon3-{1B,3B,7B,10B}-{Base,Instruct}-1.58bit: LlamaForCausalLM, head_dim key, rope_theta
              1000042, rms_norm_eps 1e-6, quantization_config {modules_to_not_convert: [lm_head], quant_method:

@@ -110,7 +110,7 @@ void Model::load_tokenizer() {
   if (v.tokens.size() > config_.vocab_size)
     fail("{}: the vocabulary has {} tokens but token_embd has {} rows", file_->path(), v.tokens.size(),
          config_.vocab_size);
-  pre_missing_ = v.model == "gpt2" && v.pre.empty();
+  pre_missing_ = v.model == "gpt2" && v.pre.empty() && v.pipeline.empty();
   tokenizer_ = Tokenizer::create(std::move(v));
 }
 

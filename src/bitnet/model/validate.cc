@@ -286,12 +286,15 @@ class Validator {
     if (c.vocab_size != 0 && f_.find(c.arch_name + ".vocab_size") && c.vocab_size != v.tokens.size())
       add(Severity::Warning, "tokenizer", c.arch_name + ".vocab_size", "{} but the vocabulary has {} tokens",
           c.vocab_size, v.tokens.size());
-    if (v.model == "gpt2" && v.pre.empty())
+    if (v.model == "gpt2" && v.pre.empty() && v.pipeline.empty())
       add(Severity::Warning, "tokenizer", "tokenizer.ggml.pre", "missing (as in the official 2B-4T file): bitnet uses "
           "the llama-bpe (LLaMA-3) pre-tokenizer regex; llama.cpp would fall back to its default regex");
-    if (v.model != "gpt2" && v.model != "llama")
-      add(Severity::Error, "tokenizer", "tokenizer.ggml.model", "tokenizer model '{}' is not supported (gpt2, llama)",
-          v.model);
+    if (v.model == "bpe" && !v.pipeline.empty())
+      add(Severity::Info, "tokenizer", "tokenizer.ggml.model", "'bpe' with the stored Hugging Face pipeline: bitnet "
+          "reads it, llama.cpp does not");
+    if (v.model != "gpt2" && v.model != "llama" && !(v.model == "bpe" && !v.pipeline.empty()))
+      add(Severity::Error, "tokenizer", "tokenizer.ggml.model", "tokenizer model '{}' is not supported (gpt2, llama, "
+          "bpe with tokenizer.bitnet.hf_pipeline)", v.model);
     if (v.model == "gpt2" && v.merges.empty())
       add(Severity::Error, "tokenizer", "tokenizer.ggml.merges", "byte-level BPE vocabulary without merges");
     if (v.bos_id < 0 && v.add_bos)
