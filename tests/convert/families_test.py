@@ -135,9 +135,11 @@ class Families(unittest.TestCase):
         d = self.p("falcon3")
         cfg = families.make_falcon3(d)
         tokens = [11, 250, 17, 279, 44, 91, 270, 12, 5, 260, 33, 271, 80, 101, 9, 200]
-        # No ignore_merges in the tokenizer.json: llama.cpp's name for the LLaMA-3 regex without it is smaug-bpe.
-        self.llama_form(d, cfg, tokens, "smaug-bpe")
+        # llama.cpp's name for Falcon3's tokenizer; it applies ignore_merges there, this tokenizer.json does not,
+        # so the file also stores the pipeline for bitnet.
+        self.llama_form(d, cfg, tokens, "falcon3")
         g = GGUFFile(self.p("m.gguf"))
+        self.assertIn("tokenizer.bitnet.hf_pipeline", g.metadata)
         self.assertEqual(g.metadata["tokenizer.ggml.eos_token_id"], 11)
         self.assertEqual(g.metadata["tokenizer.ggml.tokens"][0], ">>TITLE<<")
         self.assertEqual(g.metadata["tokenizer.ggml.token_type"][11], 3)
@@ -159,6 +161,7 @@ class Families(unittest.TestCase):
         self.llama_form(d, cfg, [128000, 791, 6864, 315, 9822, 374, 12366, 13, 578, 1176, 3446, 4536, 5655, 1749],
                         "llama-bpe")
         g = GGUFFile(self.p("m.gguf"))
+        self.assertNotIn("tokenizer.bitnet.hf_pipeline", g.metadata)  # llama-bpe says it all
         self.assertEqual(g.metadata["llama.attention.head_count_kv"], 1)
         self.assertEqual(g.metadata["tokenizer.ggml.bos_token_id"], 128000)
 

@@ -153,6 +153,12 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
       return -1;
     };
 
+    // llama.cpp tells Falcon3's tokenizer from other LLaMA-3-regex ones by a hash of a test encoding and calls it
+    // "falcon3"; its >>TITLE<< special at id 0 says the same. (Its ignore_merges may differ from the file's; the
+    // stored pipeline keeps what the file says for bitnet, vocab_gguf.cc.)
+    if ((v.pre == "llama-bpe" || v.pre == "smaug-bpe") && id_of(">>TITLE<<") == 0 && id_of("<|endoftext|>") >= 0)
+      v.pre = "falcon3";
+
     v.eot_id = first_of({"<|eot_id|>"});
     v.eom_id = first_of({"<|eom_id|>"});
     if (!config_json.empty()) {
