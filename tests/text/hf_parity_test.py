@@ -83,6 +83,23 @@ def text_cases():
     return cases
 
 
+def write_cases(path, cases):
+    with open(path, "w", encoding="utf-8") as f:
+        for c in cases:
+            f.write(json.dumps(c) + "\n")
+
+
+def bitnet_jsonl(model, cases_path, *flags):
+    """`bitnet tokenize -m MODEL --jsonl FLAGS` on the cases file: [{"ids", "text"}] per case."""
+    with open(cases_path, "rb") as f:
+        p = subprocess.run([BITNET, "tokenize", "-m", model, "--jsonl", *flags], stdin=f, capture_output=True,
+                           timeout=900)
+    if p.returncode != 0:
+        raise AssertionError(p.stderr.decode(errors="replace"))
+    # JSON lines split at "\n" only: U+2028 and U+0085 stay raw inside the strings.
+    return [json.loads(l) for l in p.stdout.decode().split("\n") if l]
+
+
 def first_difference(a, b):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -105,9 +122,7 @@ class HfParity(unittest.TestCase):
         texts = text_cases()
         cls.cases = EDGE_CASES + random_cases(SEED, N_RANDOM) + (texts[::50] if QUICK else texts)
         cls.cases_path = os.path.join(cls.tmp.name, "cases.jsonl")
-        with open(cls.cases_path, "w", encoding="utf-8") as f:
-            for c in cls.cases:
-                f.write(json.dumps(c) + "\n")
+        write_cases(cls.cases_path, cls.cases)
 
     @classmethod
     def tearDownClass(cls):
@@ -120,12 +135,7 @@ class HfParity(unittest.TestCase):
         q = subprocess.run(["node", os.path.join(HERE, "..", "oracles", "hf_tokenize_cases.mjs"), tj,
                             self.cases_path, hf_out], capture_output=True, text=True, env=env, timeout=900)
         self.assertEqual(q.returncode, 0, q.stderr)
-        with open(self.cases_path, "rb") as f:
-            p = subprocess.run([BITNET, "tokenize", "-m", tj, "--jsonl", "--no-bos", "--parse-special"], stdin=f,
-                               capture_output=True, timeout=900)
-        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
-        # JSON lines split at "\n" only: U+2028 and U+0085 stay raw inside the strings.
-        ours = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
+        ours = bitnet_jsonl(tj, self.cases_path, "--no-bos", "--parse-special")
         with open(hf_out, encoding="utf-8", newline="") as f:
             theirs = [json.loads(l) for l in f.read().split("\n") if l]
         # One output line per non-empty JSON line: every case is a non-empty JSON text ("" is `""`).

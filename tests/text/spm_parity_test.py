@@ -19,9 +19,8 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_parity_test import EDGE_CASES, SEED, SHARED, first_difference, random_cases  # noqa: E402
-
-BITNET = None
+import hf_parity_test  # noqa: E402
+from hf_parity_test import EDGE_CASES, SEED, SHARED, bitnet_jsonl, first_difference, random_cases, write_cases  # noqa: E402
 
 
 def text_pieces(rel, lines=40):
@@ -48,9 +47,7 @@ class SpmParity(unittest.TestCase):
         cls.cases = (EDGE_CASES + random_cases(SEED, 300) + text_pieces("wikitext-2/wiki.test.raw") +
                      text_pieces("austen/persuasion.txt"))
         cls.cases_path = os.path.join(cls.tmp.name, "cases.jsonl")
-        with open(cls.cases_path, "w", encoding="utf-8") as f:
-            for c in cls.cases:
-                f.write(json.dumps(c) + "\n")
+        write_cases(cls.cases_path, cls.cases)
 
     @classmethod
     def tearDownClass(cls):
@@ -69,11 +66,7 @@ class SpmParity(unittest.TestCase):
     def check(self, model_path):
         import sentencepiece as spm
         sp = spm.SentencePieceProcessor(model_file=model_path)
-        with open(self.cases_path, "rb") as f:
-            p = subprocess.run([BITNET, "tokenize", "-m", model_path, "--jsonl", "--no-bos"], stdin=f,
-                               capture_output=True, timeout=600)
-        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
-        ours = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
+        ours = bitnet_jsonl(model_path, self.cases_path, "--no-bos")
         self.assertEqual(len(ours), len(self.cases))
         id_bad, text_bad, n_ids = [], [], 0
         for i, (c, a) in enumerate(zip(self.cases, ours)):
@@ -108,7 +101,8 @@ class SpmParity(unittest.TestCase):
 
     def test_refusals(self):
         unigram = self.train("unigram_refused", model_type="unigram", vocab_size=1000)
-        p = subprocess.run([BITNET, "tokenize", "-m", unigram, "-p", "x"], capture_output=True, text=True)
+        p = subprocess.run([hf_parity_test.BITNET, "tokenize", "-m", unigram, "-p", "x"], capture_output=True,
+                           text=True)
         self.assertEqual(p.returncode, 1)
         self.assertIn("Unigram", p.stderr)
         with open(unigram, "rb") as f:
@@ -117,7 +111,8 @@ class SpmParity(unittest.TestCase):
             broken = os.path.join(self.tmp.name, f"cut{cut}.model")
             with open(broken, "wb") as f:
                 f.write(data[:cut])
-            p = subprocess.run([BITNET, "tokenize", "-m", broken, "-p", "x"], capture_output=True, text=True)
+            p = subprocess.run([hf_parity_test.BITNET, "tokenize", "-m", broken, "-p", "x"], capture_output=True,
+                               text=True)
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn(broken, p.stderr)
 
@@ -126,5 +121,5 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    BITNET = os.path.abspath(sys.argv[1])
+    hf_parity_test.BITNET = os.path.abspath(sys.argv[1])  # bitnet_jsonl reads it there
     unittest.main(argv=sys.argv[:1] + sys.argv[2:], verbosity=2)

@@ -404,6 +404,14 @@ std::shared_ptr<RegexSplitter> char_class(std::string_view cls) {
 
 constexpr int kMaxDepth = 16;  // nested Sequences; real files nest one level
 
+// The "type" of a pipeline component object, after the checks every component needs.
+std::string node_type(const json& j, const std::string& where, int depth) {
+  if (!j.is_object() || !j.contains("type") || !j.at("type").is_string())
+    fail("{} {} has no \"type\"", where, escape_for_message(j.dump(), 80));
+  if (depth > kMaxDepth) fail("{}: Sequences are nested more than {} levels deep", where, kMaxDepth);
+  return j.at("type").get<std::string>();
+}
+
 }  // namespace
 
 struct TextPipeline::Impl {
@@ -425,9 +433,7 @@ struct TextPipeline::Impl {
 void TextPipeline::Impl::add_normalizer(const json& j, std::string_view source, int depth) {
   if (j.is_null()) return;
   const std::string where = fmt::format("{}: normalizer", source);
-  if (!j.is_object() || !j.contains("type") || !j.at("type").is_string()) fail("{} {} has no \"type\"", where, escape_for_message(j.dump(), 80));
-  if (depth > kMaxDepth) fail("{}: Sequences are nested more than {} levels deep", where, kMaxDepth);
-  const std::string type = j.at("type").get<std::string>();
+  const std::string type = node_type(j, where, depth);
   Normalizer n{};
   if (type == "Sequence") {
     for (const json& c : j.value("normalizers", json::array())) add_normalizer(c, source, depth + 1);
@@ -471,9 +477,7 @@ void TextPipeline::Impl::add_normalizer(const json& j, std::string_view source, 
 void TextPipeline::Impl::add_pre_tokenizer(const json& j, std::string_view source, int depth) {
   if (j.is_null()) return;
   const std::string where = fmt::format("{}: pre_tokenizer", source);
-  if (!j.is_object() || !j.contains("type") || !j.at("type").is_string()) fail("{} {} has no \"type\"", where, escape_for_message(j.dump(), 80));
-  if (depth > kMaxDepth) fail("{}: Sequences are nested more than {} levels deep", where, kMaxDepth);
-  const std::string type = j.at("type").get<std::string>();
+  const std::string type = node_type(j, where, depth);
   PreTokenizer t{};
   t.kind = PreTokenizer::kSplit;
   // Char-predicate splitters of tokenizers, as one-character regexes.
@@ -552,9 +556,7 @@ void TextPipeline::Impl::add_pre_tokenizer(const json& j, std::string_view sourc
 void TextPipeline::Impl::add_decoder(const json& j, std::string_view source, int depth) {
   if (j.is_null()) return;
   const std::string where = fmt::format("{}: decoder", source);
-  if (!j.is_object() || !j.contains("type") || !j.at("type").is_string()) fail("{} {} has no \"type\"", where, escape_for_message(j.dump(), 80));
-  if (depth > kMaxDepth) fail("{}: Sequences are nested more than {} levels deep", where, kMaxDepth);
-  const std::string type = j.at("type").get<std::string>();
+  const std::string type = node_type(j, where, depth);
   Decoder d{};
   if (type == "Sequence") {
     for (const json& c : j.value("decoders", json::array())) add_decoder(c, source, depth + 1);
