@@ -181,6 +181,7 @@ class Families(unittest.TestCase):
         self.assertEqual(toks[-2:], ["<pad>", "</line>"])
         self.assertEqual(list(md["tokenizer.ggml.token_type"][-2:]), [3, 4])  # special <pad>, user-defined </line>
         self.assertEqual((md["tokenizer.ggml.bos_token_id"], md["tokenizer.ggml.eos_token_id"]), (1, 2))
+        self.assertEqual(md["tokenizer.ggml.padding_token_id"], cfg["vocab_size"] - 2)  # <pad>, from tokenizer_config
         self.assertEqual(list(md["tokenizer.ggml.token_type"][3:5]), [6, 6])  # byte pieces
         self.check_tensors(path, d, "bitnet", cfg, scale="f16")
         tokens = [1, 300, 17, 280, 44, 91, 270, 12, 5, 260, 33, 271, 80, 101, 9, 200]

@@ -234,6 +234,23 @@ VocabData vocab_of_folder(const std::filesystem::path& dir, std::vector<std::str
   if (std::filesystem::exists(spm)) {
     VocabData v = load_sentencepiece_model(spm);
     add_hf_added_tokens(v, dir);
+    // The padding token is usually an added one (1bitLLM's <pad>): tokenizer_config.json names it.
+    const std::filesystem::path config = dir / "tokenizer_config.json";
+    if (v.pad_id < 0 && std::filesystem::exists(config)) {
+      nlohmann::json c;
+      try {
+        c = nlohmann::json::parse(read_text(config));
+      } catch (const nlohmann::json::exception& e) {
+        fail("{}: {}", config.string(), e.what());
+      }
+      const nlohmann::json pad = c.value("pad_token", nlohmann::json());
+      const std::string text = pad.is_string() ? pad.get<std::string>()
+                               : pad.is_object() && pad.contains("content") && pad.at("content").is_string()
+                                   ? pad.at("content").get<std::string>()
+                                   : std::string();
+      const auto it = std::find(v.tokens.begin(), v.tokens.end(), text);
+      if (!text.empty() && it != v.tokens.end()) v.pad_id = static_cast<int32_t>(it - v.tokens.begin());
+    }
     notes.push_back(fmt::format("vocabulary from tokenizer.model (SentencePiece BPE, {} tokens)", v.tokens.size()));
     return v;
   }
