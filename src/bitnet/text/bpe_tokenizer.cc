@@ -10,7 +10,8 @@ namespace {
 
 TextPipeline pipeline_of(const VocabData& v) {
   if (!v.pipeline.empty()) return TextPipeline::parse(v.pipeline, "tokenizer pipeline");
-  if (v.model != "gpt2") fail("tokenizer.ggml.model = '{}' needs a stored tokenizer pipeline", escape_for_message(v.model));
+  if (v.model != "gpt2")
+    fail("tokenizer.ggml.model = '{}' needs a stored tokenizer pipeline", escape_for_message(v.model));
   return TextPipeline::for_gguf_pre(v.pre);
 }
 
@@ -45,11 +46,13 @@ BpeTokenizer::BpeTokenizer(VocabData& vocab)
   const BpeModelOptions& opt = pipeline_.model();
   if (!opt.unk_token.empty()) {
     model_unk_ = id_of_.find(opt.unk_token);
-    if (model_unk_ < 0) fail("the BPE model's unk_token '{}' is not in the vocabulary", escape_for_message(opt.unk_token));
+    if (model_unk_ < 0)
+      fail("the BPE model's unk_token '{}' is not in the vocabulary", escape_for_message(opt.unk_token));
   }
   strip_decoded_space_ = pipeline_.decoded_strip_start() > 0;
   strip_skips_control_ = false;
-  for (int b = 0; b < 256; ++b) byte_tokens_[static_cast<size_t>(b)] = id_of_.find(fmt::format("<0x{:02X}>", b));
+  for (int b = 0; b < 256; ++b)
+    byte_tokens_[static_cast<size_t>(b)] = id_of_.find(fmt::format("<0x{:02X}>", b));
 
   if (vocab.merges.empty() && pipeline_.byte_level())
     fail("byte-level BPE vocabulary has no merges (tokenizer.ggml.merges is empty)");
@@ -71,7 +74,8 @@ BpeTokenizer::BpeTokenizer(VocabData& vocab)
            escape_for_message(m), escape_for_message(l < 0 ? left : right));
     }
     // With a continuing_subword_prefix ("##"), the right part loses it in the merged token (HF).
-    joined.assign(left).append(prefix > 0 && right.starts_with(opt.continuing_subword_prefix) ? right.substr(prefix) : right);
+    joined.assign(left).append(
+        prefix > 0 && right.starts_with(opt.continuing_subword_prefix) ? right.substr(prefix) : right);
     const int32_t res = id_of_.find(joined);
     if (res < 0) {
       fail("tokenizer.ggml.merges[{}] = '{}' produces '{}', which is not in the vocabulary", rank,

@@ -39,9 +39,9 @@ class BpeTokenizer final : public Tokenizer {
 
   std::string pre_name_;
   TextPipeline pipeline_;
-  int32_t model_unk_ = -1;  // the model's unk_token, -1 when it has none
+  int32_t model_unk_ = -1;                // the model's unk_token, -1 when it has none
   std::array<int32_t, 256> byte_tokens_;  // id of "<0xNN>" (byte_fallback), -1 when absent
-  PairIndex merges_;        // (left id, right id) -> (rank = merges index, result)
+  PairIndex merges_;                      // (left id, right id) -> (rank = merges index, result)
 };
 
 }  // namespace bitnet

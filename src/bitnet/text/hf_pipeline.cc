@@ -19,11 +19,13 @@ using nlohmann::json;
 
 // Unicode White_Space (Oniguruma's \s, Rust's char::is_whitespace), as PCRE2 class members.
 constexpr std::string_view kWhiteSpaceClass =
-    "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+    "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{"
+    "3000}";
 
 bool is_white_space(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // GPT-2's pattern (ByteLevel with use_regex), as tokenizers spells it.
@@ -50,9 +52,9 @@ void for_each_char(std::string_view s, F&& f) {
 
 struct Normalizer {
   enum Kind { kUnicode, kLowercase, kStrip, kStripAccents, kPrepend, kReplace } kind;
-  int utf8proc_options = 0;        // kUnicode
-  bool left = false, right = false;  // kStrip
-  std::string text, content;       // kPrepend: text; kReplace: literal pattern -> content
+  int utf8proc_options = 0;              // kUnicode
+  bool left = false, right = false;      // kStrip
+  std::string text, content;             // kPrepend: text; kReplace: literal pattern -> content
   std::shared_ptr<RegexSplitter> regex;  // kReplace with a Regex pattern
 };
 
@@ -267,7 +269,8 @@ void split_piece(const Piece& p, const std::vector<std::pair<size_t, size_t>>& m
   }
 }
 
-void find_literal(std::string_view text, std::string_view pattern, std::vector<std::pair<size_t, size_t>>& m) {
+void find_literal(std::string_view text, std::string_view pattern,
+                  std::vector<std::pair<size_t, size_t>>& m) {
   if (pattern.empty()) return;
   for (size_t i = text.find(pattern); i != std::string_view::npos; i = text.find(pattern, i + pattern.size()))
     m.emplace_back(i, i + pattern.size());
@@ -307,7 +310,8 @@ void apply(const PreTokenizer& t, std::vector<Piece>& pieces) {
       }
       case PreTokenizer::kMetaspace: {
         replace_literal(p.text, " ", t.replacement);
-        const bool prepend = t.prepend == PreTokenizer::kAlways || (t.prepend == PreTokenizer::kFirst && p.at_start);
+        const bool prepend =
+            t.prepend == PreTokenizer::kAlways || (t.prepend == PreTokenizer::kFirst && p.at_start);
         if (prepend && !p.text.starts_with(t.replacement)) p.text.insert(0, t.replacement);
         if (t.split) {
           find_literal(p.text, t.replacement, m);
@@ -337,7 +341,10 @@ int byte_fallback_value(std::string_view t) {
   if (t.size() != 6 || !t.starts_with("<0x") || t[5] != '>') return -1;
   int v = 0;
   for (char c : t.substr(3, 2)) {
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    const int d = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : -1;
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -348,7 +355,9 @@ int byte_fallback_value(std::string_view t) {
 // unchanged (an added token such as "<｜begin▁of▁sentence｜>").
 std::string decode_byte_level_token(std::string_view t) {
   bool all = true;
-  for_each_char(t, [&](int64_t cp, size_t, size_t) { all = all && cp >= 0 && byte_from_unicode(static_cast<uint32_t>(cp)) >= 0; });
+  for_each_char(t, [&](int64_t cp, size_t, size_t) {
+    all = all && cp >= 0 && byte_from_unicode(static_cast<uint32_t>(cp)) >= 0;
+  });
   return all ? decode_byte_level(t) : std::string(t);
 }
 
@@ -362,24 +371,30 @@ Behavior behavior_of(const json& j, std::string_view where) {
   if (b == "MergedWithPrevious") return Behavior::kMergedWithPrevious;
   if (b == "MergedWithNext") return Behavior::kMergedWithNext;
   if (b == "Contiguous") return Behavior::kContiguous;
-  fail("{}: split behavior {} is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous",
-       where, escape_for_message(j.dump()));
+  fail(
+      "{}: split behavior {} is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous",
+      where, escape_for_message(j.dump()));
 }
 
 const char* behavior_name(Behavior b) {
   switch (b) {
-    case Behavior::kRemoved: return "Removed";
-    case Behavior::kIsolated: return "Isolated";
-    case Behavior::kMergedWithPrevious: return "MergedWithPrevious";
-    case Behavior::kMergedWithNext: return "MergedWithNext";
-    case Behavior::kContiguous: return "Contiguous";
+    case Behavior::kRemoved:
+      return "Removed";
+    case Behavior::kIsolated:
+      return "Isolated";
+    case Behavior::kMergedWithPrevious:
+      return "MergedWithPrevious";
+    case Behavior::kMergedWithNext:
+      return "MergedWithNext";
+    case Behavior::kContiguous:
+      return "Contiguous";
   }
   return "?";
 }
 
 // {"String": s} or {"Regex": r}: literal or compiled regex. `signature` gets a canonical spelling.
-void read_pattern(const json& j, std::string_view where, std::string& literal, std::shared_ptr<RegexSplitter>& regex,
-                  std::string& signature) {
+void read_pattern(const json& j, std::string_view where, std::string& literal,
+                  std::shared_ptr<RegexSplitter>& regex, std::string& signature) {
   if (j.is_object() && j.contains("String") && j.at("String").is_string()) {
     literal = j.at("String").get<std::string>();
     signature += "String(" + literal + ")";
@@ -422,7 +437,7 @@ struct TextPipeline::Impl {
   bool byte_level = false;
   std::string signature;        // normalizer + pre-tokenizer, canonical (gguf_pre_name)
   std::string model_signature;  // the model's options
-  std::string description;  // short form
+  std::string description;      // short form
 
   void add_normalizer(const json& j, std::string_view source, int depth);
   void add_pre_tokenizer(const json& j, std::string_view source, int depth);
@@ -463,7 +478,8 @@ void TextPipeline::Impl::add_normalizer(const json& j, std::string_view source, 
     return;
   } else {
     fail(
-        "{} type '{}' is not supported (supported: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, "
+        "{} type '{}' is not supported (supported: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, Strip, "
+        "StripAccents, "
         "Prepend, Replace)",
         where, escape_for_message(type));
   }
@@ -524,7 +540,8 @@ void TextPipeline::Impl::add_pre_tokenizer(const json& j, std::string_view sourc
     predicate("[" + std::string(kWhiteSpaceClass) + "]", Behavior::kRemoved, false, "WhitespaceSplit");
   } else if (type == "BertPreTokenizer") {
     predicate("[" + std::string(kWhiteSpaceClass) + "]", Behavior::kRemoved, false, "WhitespaceSplit");
-    predicate("[\\p{P}\\x21-\\x2F\\x3A-\\x40\\x5B-\\x60\\x7B-\\x7E]", Behavior::kIsolated, false, "Punctuation");
+    predicate("[\\p{P}\\x21-\\x2F\\x3A-\\x40\\x5B-\\x60\\x7B-\\x7E]", Behavior::kIsolated, false,
+              "Punctuation");
   } else if (type == "CharDelimiterSplit") {
     t.literal = j.at("delimiter").get<std::string>();
     t.behavior = Behavior::kRemoved;
@@ -535,19 +552,25 @@ void TextPipeline::Impl::add_pre_tokenizer(const json& j, std::string_view sourc
     t.replacement = j.value("replacement", std::string("\xE2\x96\x81"));
     if (j.contains("prepend_scheme") && j.at("prepend_scheme").is_string()) {
       const std::string s = j.at("prepend_scheme").get<std::string>();
-      if (s == "always") t.prepend = PreTokenizer::kAlways;
-      else if (s == "first") t.prepend = PreTokenizer::kFirst;
-      else if (s == "never") t.prepend = PreTokenizer::kNever;
-      else fail("{} Metaspace prepend_scheme '{}' is not always, first or never", where, escape_for_message(s));
+      if (s == "always")
+        t.prepend = PreTokenizer::kAlways;
+      else if (s == "first")
+        t.prepend = PreTokenizer::kFirst;
+      else if (s == "never")
+        t.prepend = PreTokenizer::kNever;
+      else
+        fail("{} Metaspace prepend_scheme '{}' is not always, first or never", where, escape_for_message(s));
     } else {
-      t.prepend = j.value("add_prefix_space", true) ? PreTokenizer::kAlways : PreTokenizer::kNever;  // older files
+      t.prepend =
+          j.value("add_prefix_space", true) ? PreTokenizer::kAlways : PreTokenizer::kNever;  // older files
     }
     t.split = j.value("split", true);
     signature += fmt::format("P:Metaspace({},{},{});", t.replacement, static_cast<int>(t.prepend), t.split);
     pre_tokenizers.push_back(std::move(t));
   } else {
     fail(
-        "{} type '{}' is not supported (supported: Sequence, Split, ByteLevel, Digits, Punctuation, Metaspace, "
+        "{} type '{}' is not supported (supported: Sequence, Split, ByteLevel, Digits, Punctuation, "
+        "Metaspace, "
         "Whitespace, WhitespaceSplit, BertPreTokenizer, CharDelimiterSplit)",
         where, escape_for_message(type));
   }
@@ -570,7 +593,8 @@ void TextPipeline::Impl::add_decoder(const json& j, std::string_view source, int
   } else if (type == "Replace") {
     d.kind = Decoder::kReplace;
     const json& p = j.at("pattern");
-    if (!p.is_object() || !p.contains("String")) fail("{} Replace with a regex pattern is not supported", where);
+    if (!p.is_object() || !p.contains("String"))
+      fail("{} Replace with a regex pattern is not supported", where);
     d.from = p.at("String").get<std::string>();
     d.to = j.at("content").get<std::string>();
   } else if (type == "Strip") {
@@ -583,11 +607,14 @@ void TextPipeline::Impl::add_decoder(const json& j, std::string_view source, int
   } else if (type == "Metaspace") {
     d.kind = Decoder::kMetaspace;
     d.from = j.value("replacement", std::string("\xE2\x96\x81"));
-    const std::string scheme = j.value("prepend_scheme", std::string(j.value("add_prefix_space", true) ? "always" : "never"));
+    const std::string scheme =
+        j.value("prepend_scheme", std::string(j.value("add_prefix_space", true) ? "always" : "never"));
     d.start = scheme == "never" ? 0 : 1;
   } else {
-    fail("{} type '{}' is not supported (supported: Sequence, ByteLevel, ByteFallback, Fuse, Replace, Strip, Metaspace)",
-         where, escape_for_message(type));
+    fail(
+        "{} type '{}' is not supported (supported: Sequence, ByteLevel, ByteFallback, Fuse, Replace, Strip, "
+        "Metaspace)",
+        where, escape_for_message(type));
   }
   decoders.push_back(std::move(d));
 }
@@ -597,11 +624,14 @@ void TextPipeline::Impl::read_model(const json& j, std::string_view source) {
   const std::string where = fmt::format("{}: model", source);
   if (!j.is_object()) fail("{} is not an object", where);
   if (j.value("type", std::string("BPE")) != "BPE")
-    fail("{} type '{}' is not supported (only BPE)", where, escape_for_message(j.value("type", std::string())));
+    fail("{} type '{}' is not supported (only BPE)", where,
+         escape_for_message(j.value("type", std::string())));
   const auto str = [&](const char* key) {
     return j.contains(key) && j.at(key).is_string() ? j.at(key).get<std::string>() : std::string();
   };
-  const auto flag = [&](const char* key) { return j.contains(key) && j.at(key).is_boolean() && j.at(key).get<bool>(); };
+  const auto flag = [&](const char* key) {
+    return j.contains(key) && j.at(key).is_boolean() && j.at(key).get<bool>();
+  };
   if (j.contains("dropout") && j.at("dropout").is_number() && j.at("dropout").get<double>() != 0.0)
     fail("{} has dropout {} (a training option: encoding would be random)", where, j.at("dropout").dump());
   model.byte_fallback = flag("byte_fallback");
@@ -610,8 +640,9 @@ void TextPipeline::Impl::read_model(const json& j, std::string_view source) {
   model.unk_token = str("unk_token");
   model.continuing_subword_prefix = str("continuing_subword_prefix");
   model.end_of_word_suffix = str("end_of_word_suffix");
-  model_signature = fmt::format("M:{},{},{},{},{},{};", model.byte_fallback, model.ignore_merges, model.fuse_unk,
-                           model.unk_token, model.continuing_subword_prefix, model.end_of_word_suffix);
+  model_signature =
+      fmt::format("M:{},{},{},{},{},{};", model.byte_fallback, model.ignore_merges, model.fuse_unk,
+                  model.unk_token, model.continuing_subword_prefix, model.end_of_word_suffix);
 }
 
 TextPipeline::TextPipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -634,7 +665,8 @@ TextPipeline TextPipeline::parse(std::string_view json_text, std::string_view so
   // Short description: the component types in order.
   std::string d;
   for (const Normalizer& n : impl->normalizers) {
-    static constexpr const char* kNames[] = {"Unicode", "Lowercase", "Strip", "StripAccents", "Prepend", "Replace"};
+    static constexpr const char* kNames[] = {"Unicode",      "Lowercase", "Strip",
+                                             "StripAccents", "Prepend",   "Replace"};
     d += std::string(d.empty() ? "" : " + ") + kNames[n.kind];
   }
   for (const PreTokenizer& t : impl->pre_tokenizers) {
@@ -656,19 +688,24 @@ constexpr std::string_view kQwen2Regex =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 constexpr std::string_view kGpt4oRegex =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'"
+    "ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'"
+    "ve|'m|'ll|'d)?|"
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 constexpr std::string_view kDeepseekV3Regexes[] = {
-    "\\p{N}{1,3}",
-    "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+",
+    "\\p{N}{1,3}", "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+",
     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
     "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"};
 
 json split_regex(std::string_view r, const char* behavior = "Isolated", bool invert = false) {
-  return {{"type", "Split"}, {"pattern", {{"Regex", std::string(r)}}}, {"behavior", behavior}, {"invert", invert}};
+  return {{"type", "Split"},
+          {"pattern", {{"Regex", std::string(r)}}},
+          {"behavior", behavior},
+          {"invert", invert}};
 }
-const json kByteLevelPre = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+const json kByteLevelPre = {
+    {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
 const json kByteLevelDecoder = {{"type", "ByteLevel"}};
 
 struct KnownPre {
@@ -688,17 +725,19 @@ const std::vector<KnownPre>& known_pres() {
     };
     // "" = key absent (the official BitNet 2B-4T GGUF): LLaMA-3. Falcon3's tokenizer is read the same way by
     // llama.cpp (LLAMA_VOCAB_PRE_TYPE_LLAMA3 for "falcon3").
-    t.push_back({{"llama-bpe", "llama3", "llama-v3", "", "falcon3"}, byte_level(json::array({split_regex(kLlama3Regex)}), nullptr, true)});
+    t.push_back({{"llama-bpe", "llama3", "llama-v3", "", "falcon3"},
+                 byte_level(json::array({split_regex(kLlama3Regex)}), nullptr, true)});
     t.push_back({{"smaug-bpe"}, byte_level(json::array({split_regex(kLlama3Regex)}))});
     t.push_back({{"qwen2"}, byte_level(json::array({split_regex(kQwen2Regex)}), json{{"type", "NFC"}})});
     t.push_back({{"gpt-4o"}, byte_level(json::array({split_regex(kGpt4oRegex, "Removed", true)}))});
     json ds = json::array();
     for (std::string_view r : kDeepseekV3Regexes) ds.push_back(split_regex(r));
     t.push_back({{"deepseek-v3"}, byte_level(ds)});
-    t.push_back({{"gpt2"},
-                 json{{"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
-                      {"model", {{"type", "BPE"}}},
-                      {"decoder", kByteLevelDecoder}}});
+    t.push_back(
+        {{"gpt2"},
+         json{{"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+              {"model", {{"type", "BPE"}}},
+              {"decoder", kByteLevelDecoder}}});
     return t;
   }();
   return table;

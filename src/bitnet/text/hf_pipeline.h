@@ -26,10 +26,10 @@ namespace bitnet {
 
 // The BPE model's options (tokenizer.json "model" minus vocab and merges).
 struct BpeModelOptions {
-  bool byte_fallback = false;  // a character that is no token becomes its <0xNN> byte tokens
-  bool ignore_merges = false;  // a piece that is a whole token is emitted as is (LLaMA-3)
-  bool fuse_unk = false;       // consecutive unknown characters become one unk token
-  std::string unk_token;       // empty: unknown characters are dropped (as HF does without one)
+  bool byte_fallback = false;             // a character that is no token becomes its <0xNN> byte tokens
+  bool ignore_merges = false;             // a piece that is a whole token is emitted as is (LLaMA-3)
+  bool fuse_unk = false;                  // consecutive unknown characters become one unk token
+  std::string unk_token;                  // empty: unknown characters are dropped (as HF does without one)
   std::string continuing_subword_prefix;  // prefixed to every character but a piece's first
   std::string end_of_word_suffix;         // suffixed to a piece's last character
 };

@@ -45,7 +45,8 @@ class ProtoReader {
         break;
       case 2: {
         const uint64_t n = varint();
-        if (n > d_.size() - pos_) bad(fmt::format("a {}-byte field runs past the end ({} bytes left)", n, d_.size() - pos_));
+        if (n > d_.size() - pos_)
+          bad(fmt::format("a {}-byte field runs past the end ({} bytes left)", n, d_.size() - pos_));
         f.bytes = d_.substr(pos_, static_cast<size_t>(n));
         pos_ += static_cast<size_t>(n);
         break;
@@ -123,7 +124,8 @@ VocabData vocab_from_sentencepiece(std::string_view proto, std::string_view sour
       }
       if (!has_text) piece.bad(fmt::format("piece #{} has no text", v.tokens.size()));
       if (type < 1 || type > 6)
-        piece.bad(fmt::format("piece #{} '{}' has type {}, not 1-6", v.tokens.size(), escape_for_message(text), type));
+        piece.bad(fmt::format("piece #{} '{}' has type {}, not 1-6", v.tokens.size(),
+                              escape_for_message(text), type));
       v.tokens.push_back(std::move(text));
       v.scores.push_back(score);
       v.token_types.push_back(static_cast<int32_t>(type));
@@ -132,26 +134,46 @@ VocabData vocab_from_sentencepiece(std::string_view proto, std::string_view sour
       ProtoReader::Field g;
       while (spec.next(g)) {
         if (g.wire != 0) continue;
-        const auto as_int32 = static_cast<int64_t>(static_cast<int32_t>(g.varint));  // negative ids: 10-byte varints
+        const auto as_int32 =
+            static_cast<int64_t>(static_cast<int32_t>(g.varint));  // negative ids: 10-byte varints
         switch (g.number) {
-          case 3: model_type = as_int32; break;
-          case 24: whitespace_suffix = g.varint != 0; break;
-          case 35: byte_fallback = g.varint != 0; break;
-          case 40: unk = as_int32; break;
-          case 41: bos = as_int32; break;
-          case 42: eos = as_int32; break;
-          case 43: pad = as_int32; break;
-          default: break;
+          case 3:
+            model_type = as_int32;
+            break;
+          case 24:
+            whitespace_suffix = g.varint != 0;
+            break;
+          case 35:
+            byte_fallback = g.varint != 0;
+            break;
+          case 40:
+            unk = as_int32;
+            break;
+          case 41:
+            bos = as_int32;
+            break;
+          case 42:
+            eos = as_int32;
+            break;
+          case 43:
+            pad = as_int32;
+            break;
+          default:
+            break;
         }
       }
     } else if (f.number == 3 && f.wire == 2) {  // NormalizerSpec
       ProtoReader spec(f.bytes, offset_in(proto, f.bytes), source, "NormalizerSpec");
       ProtoReader::Field g;
       while (spec.next(g)) {
-        if (g.number == 1 && g.wire == 2) normalizer.assign(g.bytes);
-        else if (g.number == 2 && g.wire == 2) has_charsmap = !g.bytes.empty();
-        else if (g.number == 3 && g.wire == 0) v.add_space_prefix = g.varint != 0;
-        else if (g.number == 4 && g.wire == 0) remove_extra_whitespaces = g.varint != 0;
+        if (g.number == 1 && g.wire == 2)
+          normalizer.assign(g.bytes);
+        else if (g.number == 2 && g.wire == 2)
+          has_charsmap = !g.bytes.empty();
+        else if (g.number == 3 && g.wire == 0)
+          v.add_space_prefix = g.varint != 0;
+        else if (g.number == 4 && g.wire == 0)
+          remove_extra_whitespaces = g.varint != 0;
       }
     }
   }
@@ -159,14 +181,18 @@ VocabData vocab_from_sentencepiece(std::string_view proto, std::string_view sour
   if (v.tokens.empty()) fail("{}: no pieces: not a SentencePiece model", source);
   static constexpr const char* kTypes[] = {"?", "Unigram", "BPE", "word", "char"};
   if (model_type != 2)
-    fail("{}: a SentencePiece {} model is not supported, only BPE (LLaMA-2's kind): its scores are not merge priorities",
-         source, model_type >= 1 && model_type <= 4 ? kTypes[model_type] : "unknown-type");
+    fail(
+        "{}: a SentencePiece {} model is not supported, only BPE (LLaMA-2's kind): its scores are not merge "
+        "priorities",
+        source, model_type >= 1 && model_type <= 4 ? kTypes[model_type] : "unknown-type");
   if (normalizer != "identity" && has_charsmap)
-    fail("{}: SentencePiece normalizer '{}' (a precompiled character map) is not supported, only 'identity'", source,
-         escape_for_message(normalizer));
+    fail("{}: SentencePiece normalizer '{}' (a precompiled character map) is not supported, only 'identity'",
+         source, escape_for_message(normalizer));
   if (remove_extra_whitespaces)
-    fail("{}: remove_extra_whitespaces is set: SentencePiece would collapse runs of spaces, which is not supported",
-         source);
+    fail(
+        "{}: remove_extra_whitespaces is set: SentencePiece would collapse runs of spaces, which is not "
+        "supported",
+        source);
   if (whitespace_suffix) fail("{}: treat_whitespace_as_suffix is not supported", source);
   if (byte_fallback) {
     bool have[256] = {};

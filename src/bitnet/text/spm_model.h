@@ -2,7 +2,8 @@
 // (google/sentencepiece src/sentencepiece_model.proto; only the fields below are used, the rest skipped):
 //
 //   ModelProto      1 pieces (repeated SentencePiece)  2 trainer_spec  3 normalizer_spec
-//   SentencePiece   1 piece (string)  2 score (float)  3 type (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4,
+//   SentencePiece   1 piece (string)  2 score (float)  3 type (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED
+//   4,
 //                   UNUSED 5, BYTE 6: the GGUF token-type numbers)
 //   TrainerSpec     3 model_type (UNIGRAM 1, BPE 2, WORD 3, CHAR 4)  24 treat_whitespace_as_suffix
 //                   35 byte_fallback  40 unk_id (default 0)  41 bos_id (1)  42 eos_id (2)  43 pad_id (-1)
