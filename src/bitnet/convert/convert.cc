@@ -172,9 +172,9 @@ std::string chat_template_of(const std::filesystem::path& config_path) {
   return {};
 }
 
-// Added tokens beyond a SentencePiece model's pieces (1bitLLM's <pad>, </line>): added_tokens.json
+// What a SentencePiece model's folder adds to its pieces (1bitLLM's <pad>, </line>): added_tokens.json
 // {content: id}, with tokenizer_config.json's added_tokens_decoder {id: {content, special}} for which are
-// special (control) and which user-defined.
+// special (control) and which user-defined; and tokenizer_config.json's pad_token, usually one of them.
 void add_hf_added_tokens(VocabData& v, const std::filesystem::path& dir) {
   std::map<int64_t, std::pair<std::string, bool>> added;  // id -> (content, special)
   const auto parse = [](const std::filesystem::path& p) {
@@ -184,19 +184,17 @@ void add_hf_added_tokens(VocabData& v, const std::filesystem::path& dir) {
       fail("{}: {}", p.string(), e.what());
     }
   };
-  const std::filesystem::path config = dir / "tokenizer_config.json", list = dir / "added_tokens.json";
-  if (std::filesystem::exists(config)) {
-    const nlohmann::json c = parse(config);
-    if (c.contains("added_tokens_decoder") && c.at("added_tokens_decoder").is_object())
-      for (const auto& [key, t] : c.at("added_tokens_decoder").items()) {
-        char* end = nullptr;
-        const long long id = std::strtoll(key.c_str(), &end, 10);
-        if (end == key.c_str() || *end != '\0' || id < 0 || !t.is_object() || !t.contains("content") ||
-            !t.at("content").is_string())
-          fail("{}: added_tokens_decoder entry '{}' is not {{\"<id>\": {{\"content\": ...}}}}", config.string(), key);
-        added[id] = {t.at("content").get<std::string>(), t.value("special", false)};
-      }
-  }
+  const std::filesystem::path config_path = dir / "tokenizer_config.json", list = dir / "added_tokens.json";
+  const nlohmann::json config = std::filesystem::exists(config_path) ? parse(config_path) : nlohmann::json::object();
+  if (config.contains("added_tokens_decoder") && config.at("added_tokens_decoder").is_object())
+    for (const auto& [key, t] : config.at("added_tokens_decoder").items()) {
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      if (end == key.c_str() || *end != '\0' || id < 0 || !t.is_object() || !t.contains("content") ||
+          !t.at("content").is_string())
+        fail("{}: added_tokens_decoder entry '{}' is not {{\"<id>\": {{\"content\": ...}}}}", config_path.string(), key);
+      added[id] = {t.at("content").get<std::string>(), t.value("special", false)};
+    }
   if (std::filesystem::exists(list)) {
     const nlohmann::json a = parse(list);
     if (!a.is_object()) fail("{}: expected an object {{\"token\": id}}", list.string());
@@ -225,6 +223,13 @@ void add_hf_added_tokens(VocabData& v, const std::filesystem::path& dir) {
     v.scores.push_back(0.0f);
     v.token_types.push_back(static_cast<int32_t>(t.second ? TokenType::kControl : TokenType::kUserDefined));
   }
+  // pad_token: a string or an AddedToken object {"content": ...}.
+  const nlohmann::json pad = config.value("pad_token", nlohmann::json());
+  const nlohmann::json pad_text = pad.is_object() ? pad.value("content", nlohmann::json()) : pad;
+  if (v.pad_id < 0 && pad_text.is_string()) {
+    const auto it = std::find(v.tokens.begin(), v.tokens.end(), pad_text.get<std::string>());
+    if (it != v.tokens.end()) v.pad_id = static_cast<int32_t>(it - v.tokens.begin());
+  }
 }
 
 // The folder's vocabulary: SentencePiece tokenizer.model when there is one (what llama.cpp's and bitnet.cpp's
@@ -234,23 +239,6 @@ VocabData vocab_of_folder(const std::filesystem::path& dir, std::vector<std::str
   if (std::filesystem::exists(spm)) {
     VocabData v = load_sentencepiece_model(spm);
     add_hf_added_tokens(v, dir);
-    // The padding token is usually an added one (1bitLLM's <pad>): tokenizer_config.json names it.
-    const std::filesystem::path config = dir / "tokenizer_config.json";
-    if (v.pad_id < 0 && std::filesystem::exists(config)) {
-      nlohmann::json c;
-      try {
-        c = nlohmann::json::parse(read_text(config));
-      } catch (const nlohmann::json::exception& e) {
-        fail("{}: {}", config.string(), e.what());
-      }
-      const nlohmann::json pad = c.value("pad_token", nlohmann::json());
-      const std::string text = pad.is_string() ? pad.get<std::string>()
-                               : pad.is_object() && pad.contains("content") && pad.at("content").is_string()
-                                   ? pad.at("content").get<std::string>()
-                                   : std::string();
-      const auto it = std::find(v.tokens.begin(), v.tokens.end(), text);
-      if (!text.empty() && it != v.tokens.end()) v.pad_id = static_cast<int32_t>(it - v.tokens.begin());
-    }
     notes.push_back(fmt::format("vocabulary from tokenizer.model (SentencePiece BPE, {} tokens)", v.tokens.size()));
     return v;
   }
