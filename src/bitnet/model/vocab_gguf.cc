@@ -73,7 +73,9 @@ void put_vocab(GgufWriter& w, const VocabData& v) {
   // The pipeline is stored only where llama.cpp's pre name does not already say all of it, so files of
   // common tokenizers stay exactly what llama.cpp's converter writes.
   bool exact = false;
-  if (!v.pipeline.empty() && (v.model != "gpt2" || TextPipeline::gguf_pre_name(v.pipeline, &exact) != v.pre || !exact))
+  if (!v.pipeline.empty() &&
+      (v.model != "gpt2" || TextPipeline::parse(v.pipeline, "tokenizer pipeline").gguf_pre_name(&exact) != v.pre ||
+       !exact))
     w.set(kPipelineKey, GgufValue::of_string(v.pipeline));
   w.set("tokenizer.ggml.tokens", GgufValue::of_strings(v.tokens));
   if (!v.scores.empty()) w.set("tokenizer.ggml.scores", GgufValue::of_f32s(v.scores));

@@ -231,19 +231,12 @@ void split_piece(const Piece& p, const std::vector<std::pair<size_t, size_t>>& m
     case Behavior::kIsolated:
       for (const Part& part : parts) kept.push_back({part, false});
       break;
-    case Behavior::kContiguous:
+    case Behavior::kContiguous:          // a part like the previous one joins it
+    case Behavior::kMergedWithPrevious:  // the first match after a gap joins the gap
       for (const Part& part : parts) {
-        if (part.match == previous_match && !kept.empty()) {
-          kept.back().first.end = part.end;
-        } else {
-          kept.push_back({part, false});
-        }
-        previous_match = part.match;
-      }
-      break;
-    case Behavior::kMergedWithPrevious:
-      for (const Part& part : parts) {
-        if (part.match && !previous_match && !kept.empty()) {
+        const bool join = behavior == Behavior::kContiguous ? part.match == previous_match
+                                                            : part.match && !previous_match;
+        if (join && !kept.empty()) {
           kept.back().first.end = part.end;
         } else {
           kept.push_back({part, false});
@@ -761,20 +754,26 @@ std::string TextPipeline::known_gguf_pre_names() {
   return s + " (or the key absent, read as llama-bpe)";
 }
 
-std::string TextPipeline::gguf_pre_name(std::string_view json_text, bool* exact) {
+std::string TextPipeline::gguf_pre_name(bool* exact) const {
+  // The table's pipelines, parsed once (each parse compiles its regexes).
+  static const std::vector<TextPipeline> known = [] {
+    std::vector<TextPipeline> v;
+    for (const KnownPre& k : known_pres()) v.push_back(parse(k.pipeline.dump(), "table"));
+    return v;
+  }();
   // Same normalizer and pre-tokenizer; of several (llama-bpe and smaug-bpe differ in ignore_merges only)
   // the one with the same model options.
-  const TextPipeline p = parse(json_text, "tokenizer.json");
   if (exact != nullptr) *exact = false;
   std::string first;
-  for (const KnownPre& k : known_pres()) {
-    const TextPipeline known = parse(k.pipeline.dump(), "table");
-    if (known.impl_->signature != p.impl_->signature) continue;
-    if (known.impl_->model.ignore_merges == p.impl_->model.ignore_merges) {
-      if (exact != nullptr) *exact = known.impl_->model_signature == p.impl_->model_signature;
-      return std::string(k.names.front());
+  for (size_t i = 0; i < known.size(); ++i) {
+    const Impl& k = *known[i].impl_;
+    if (k.signature != impl_->signature) continue;
+    const std::string_view name = known_pres()[i].names.front();
+    if (k.model.ignore_merges == impl_->model.ignore_merges) {
+      if (exact != nullptr) *exact = k.model_signature == impl_->model_signature;
+      return std::string(name);
     }
-    if (first.empty()) first = k.names.front();
+    if (first.empty()) first = name;
   }
   return first;
 }

@@ -44,10 +44,10 @@ class TextPipeline {
   // The pipeline llama.cpp means by a GGUF `tokenizer.ggml.pre` value for byte-level BPE ("" = key
   // absent, read as llama-bpe: the official BitNet GGUF has none). Throws on a name it does not know.
   static TextPipeline for_gguf_pre(std::string_view pre);
-  // The llama.cpp pre name whose pipeline has `json_text`'s normalizer and pre_tokenizer (preferring one
-  // with the same model options), or "". *exact: the model options are the same too, so the name alone
-  // reproduces the pipeline.
-  static std::string gguf_pre_name(std::string_view json_text, bool* exact = nullptr);
+  // The llama.cpp pre name whose pipeline has this one's normalizer and pre_tokenizer (preferring one with the
+  // same model options), or "". *exact: the model options are the same too, so the name alone reproduces
+  // the pipeline.
+  std::string gguf_pre_name(bool* exact = nullptr) const;
   // Names for_gguf_pre accepts, for messages.
   static std::string known_gguf_pre_names();
 

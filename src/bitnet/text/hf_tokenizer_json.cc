@@ -87,7 +87,7 @@ VocabData vocab_from_hf_tokenizer_json(std::string_view tokenizer_json, std::str
     v.pipeline = pipeline.dump();
     const TextPipeline parsed = TextPipeline::parse(v.pipeline, source);  // refuses what it cannot run
     v.model = parsed.byte_level() ? "gpt2" : "bpe";
-    if (parsed.byte_level()) v.pre = TextPipeline::gguf_pre_name(v.pipeline);
+    if (parsed.byte_level()) v.pre = parsed.gguf_pre_name();
 
     // Vocabulary, then added tokens on top (they may extend it or restate entries of it).
     // Ids should be dense; a few holes are padded, a wild id is refused rather than allocated for.
