@@ -19,9 +19,7 @@ Usage: families_test.py BITNET
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import unittest
 
 import numpy as np
@@ -31,28 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import bitnet_ref as ref  # noqa: E402
+import convert_test as ct  # noqa: E402  (Base: temporary folder, convert / validate / eval; run; log_softmax)
 import families  # noqa: E402
 from gguf_min import GGUFFile  # noqa: E402
 from hf_reference import HFModel  # noqa: E402
 
-SHARED = os.environ.get("BITNET_SHARED_DATA") or os.path.join(HERE, "..", "..", "..", "shared", "data")
-HAVE_LLAMA3 = os.path.exists(os.path.join(SHARED, "tokenizer", "llama3", "tokenizer.json"))
-BITNET = None
+SHARED, HAVE_LLAMA3 = ct.SHARED, ct.HAVE_LLAMA3
 TEXTS = ["Emma Woodhouse, handsome, clever, and rich", "  the and of  to\n\nher she", "Mr. Knightley 1816 ünï",
          "<s> not </s> a <pad>b</line>"]
-
-
-def run(*args, check=0, stdin=None):
-    r = subprocess.run([BITNET, *map(str, args)], capture_output=True, timeout=600, input=stdin)
-    if check is not None and r.returncode != check:
-        raise AssertionError(f"bitnet {' '.join(map(str, args))} exited {r.returncode}\n{r.stderr.decode(errors='replace')}")
-    return r
-
-
-def log_softmax(z):
-    z = z.astype(np.float64)
-    m = z.max(axis=1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
 
 
 def permute_norm_rope(w, n_head):
@@ -60,26 +44,15 @@ def permute_norm_rope(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-class Families(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def p(self, name):
-        return os.path.join(self.tmp.name, name)
-
+class Families(ct.Base):
     def convert(self, src, out, *args):
-        r = run("convert", src, "-o", self.p(out), *args)
-        v = run("validate", self.p(out), check=None)
-        self.assertEqual(v.returncode, 0, v.stdout.decode() + v.stderr.decode())
-        return self.p(out), r.stderr.decode(errors="replace")
+        """convert_test's conversion, then `bitnet validate` must be clean."""
+        path, err = super().convert(src, out, *args)
+        self.validate(path)
+        return path, err
 
     def logits(self, model, tokens):
-        out = self.p("logits.f32")
-        run("eval", "-m", model, "--tokens", ",".join(map(str, tokens)), "--logits-out", out, "--kv-type", "f32")
-        return np.fromfile(out, np.float32).reshape(len(tokens), -1)
+        return np.frombuffer(self.eval(model, tokens), np.float32).reshape(len(tokens), -1)
 
     def check_tensors(self, model, hf_dir, arch, cfg, scale="f32"):
         g, h = GGUFFile(model), HFModel(hf_dir, arch, scale=scale)
@@ -93,7 +66,7 @@ class Families(unittest.TestCase):
     def check_logits(self, model, hf_dir, arch, tokens, scale="f32"):
         eng = self.logits(model, tokens)
         want = ref.forward(HFModel(hf_dir, arch, scale=scale), tokens)
-        d = np.abs(log_softmax(eng) - log_softmax(want)).max(1)
+        d = np.abs(ct.log_softmax(eng) - ct.log_softmax(want)).max(1)
         msg = f"{os.path.basename(model)}: per-position max |dlogprob| {np.array2string(d, precision=2)}"
         print(msg, file=sys.stderr)
         # Scales are exact (families.py), so the int8 activations of both sides are the same: float rounding only.
@@ -120,13 +93,13 @@ class Families(unittest.TestCase):
         self.check_logits(i2s, d, "llama", tokens, scale="f32")
         tq1, _ = self.convert(d, "tq1.gguf", "--type", "tq1_0")
         self.assertTrue(np.array_equal(self.logits(tq1, tokens), base))
-        p = np.exp(log_softmax(base))
+        p = np.exp(ct.log_softmax(base))
         for t, kl_bound in (("q8_0", 2e-3), ("q6_k", 2e-2)):  # measured max 8e-4, 7e-3
             q, _ = self.convert(d, f"{t}.gguf", "--output-type", t)
             self.assertEqual(GGUFFile(q).info("output.weight").type_name, t.upper())
             self.assertEqual(GGUFFile(q).info("token_embd.weight").type_name, "F16")
             lq = self.logits(q, tokens)
-            kl = (p * (log_softmax(base) - log_softmax(lq))).sum(1)
+            kl = (p * (ct.log_softmax(base) - ct.log_softmax(lq))).sum(1)
             print(f"--output-type {t}: KL(f16 || {t}) mean {kl.mean():.2e} max {kl.max():.2e}", file=sys.stderr)
             self.assertLess(kl.max(), kl_bound, t)
             self.assertGreaterEqual((lq.argmax(1) == base.argmax(1)).mean(), 0.9, t)
@@ -146,8 +119,8 @@ class Families(unittest.TestCase):
         self.assertEqual(len(g.metadata["tokenizer.ggml.tokens"]), cfg["vocab_size"])
         # The same ids from the GGUF as from the folder's tokenizer.json.
         for text in TEXTS:
-            a = json.loads(run("tokenize", "-m", self.p("m.gguf"), "-p", text, "--json", "--no-bos").stdout)
-            b = json.loads(run("tokenize", "-m", os.path.join(d, "tokenizer.json"), "-p", text, "--json",
+            a = json.loads(ct.run("tokenize", "-m", self.p("m.gguf"), "-p", text, "--json", "--no-bos").stdout)
+            b = json.loads(ct.run("tokenize", "-m", os.path.join(d, "tokenizer.json"), "-p", text, "--json",
                                "--no-bos").stdout)
             self.assertEqual(a, b, text)
 
@@ -195,9 +168,9 @@ class Families(unittest.TestCase):
             return
         sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
         for text in TEXTS[:3] + ["Emma \u00e9t\u00e9 \U0001F600  x"]:
-            ours = json.loads(run("tokenize", "-m", path, "-p", text, "--json").stdout)
+            ours = json.loads(ct.run("tokenize", "-m", path, "-p", text, "--json").stdout)
             self.assertEqual(ours, [1] + sp.encode(text), text)
-        r = run("tokenize", "-m", path, "-p", "a</line>b <pad>", "--json", "--no-bos", "--parse-special")
+        r = ct.run("tokenize", "-m", path, "-p", "a</line>b <pad>", "--json", "--no-bos", "--parse-special")
         ids = json.loads(r.stdout)
         self.assertIn(cfg["vocab_size"] - 1, ids)  # </line>
         self.assertIn(cfg["vocab_size"] - 2, ids)  # <pad>
@@ -207,5 +180,5 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    BITNET = os.path.abspath(sys.argv[1])
+    ct.BITNET = os.path.abspath(sys.argv[1])  # ct.run reads it there
     unittest.main(argv=sys.argv[:1] + sys.argv[2:], verbosity=2)

@@ -27,6 +27,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import families  # noqa: E402
 import bitnet_ref as ref  # noqa: E402
+from convert_test import log_softmax  # noqa: E402
 import hf_fixture as hf  # noqa: E402
 from gguf_min import GGUFFile  # noqa: E402
 
@@ -41,12 +42,6 @@ def sh(*cmd):
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} exited {p.returncode}\n{p.stderr.decode(errors='replace')}")
     return p
-
-
-def log_softmax(z):
-    z = z.astype(np.float64)
-    m = z.max(axis=1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
 
 
 class ConvertedLoadsInLlamaCpp(unittest.TestCase):

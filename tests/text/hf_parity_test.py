@@ -107,6 +107,38 @@ def first_difference(a, b):
     return min(len(a), len(b))
 
 
+def compare(test, name, oracle, cases, ours, theirs, lossless=False):
+    """Fails `test` unless every case has the oracle's ids and decoded text (and, lossless, decodes to itself).
+    ours / theirs: [{"ids", "text"}] per case."""
+    # One output line per non-empty JSON line: every case is a non-empty JSON text ("" is `""`).
+    test.assertEqual(len(ours), len(cases))
+    test.assertEqual(len(theirs), len(cases))
+    id_bad, text_bad, trip_bad, n_ids = [], [], [], 0
+    for i, (c, a, b) in enumerate(zip(cases, ours, theirs)):
+        n_ids += len(b["ids"])
+        if a["ids"] != b["ids"]:
+            id_bad.append(i)
+        elif a["text"] != b["text"]:
+            text_bad.append(i)
+        elif lossless and a["text"] != c:
+            trip_bad.append(i)
+    print(f"{name}: {len(cases)} texts, {n_ids} {oracle} ids; id mismatches {len(id_bad)}, decoded-text mismatches "
+          f"{len(text_bad)}, round-trip failures {len(trip_bad)}", file=sys.stderr)
+    msgs = []
+    for i in id_bad[:5]:
+        a, b = ours[i]["ids"], theirs[i]["ids"]
+        k = first_difference(a, b)
+        msgs.append(f"case {i} {json.dumps(cases[i][:80])}: ids differ at {k}: ours {a[k:k + 8]}, "
+                    f"{oracle} {b[k:k + 8]}")
+    for i in text_bad[:5]:
+        msgs.append(f"case {i} {json.dumps(cases[i][:80])}: decoded ours {json.dumps(ours[i]['text'][:80])}, "
+                    f"{oracle} {json.dumps(theirs[i]['text'][:80])}")
+    for i in trip_bad[:5]:
+        msgs.append(f"case {i} {json.dumps(cases[i][:80])}: decodes to {json.dumps(ours[i]['text'][:80])}")
+    if id_bad or text_bad or trip_bad:
+        test.fail("\n".join(msgs))
+
+
 class HfParity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -138,33 +170,7 @@ class HfParity(unittest.TestCase):
         ours = bitnet_jsonl(tj, self.cases_path, "--no-bos", "--parse-special")
         with open(hf_out, encoding="utf-8", newline="") as f:
             theirs = [json.loads(l) for l in f.read().split("\n") if l]
-        # One output line per non-empty JSON line: every case is a non-empty JSON text ("" is `""`).
-        self.assertEqual(len(ours), len(self.cases))
-        self.assertEqual(len(theirs), len(self.cases))
-        id_bad, text_bad, trip_bad, n_ids = [], [], [], 0
-        for i, (c, a, b) in enumerate(zip(self.cases, ours, theirs)):
-            n_ids += len(b["ids"])
-            if a["ids"] != b["ids"]:
-                id_bad.append(i)
-            elif a["text"] != b["text"]:
-                text_bad.append(i)
-            elif name in LOSSLESS and a["text"] != c:
-                trip_bad.append(i)
-        print(f"{name}: {len(self.cases)} texts, {n_ids} HF ids; id mismatches {len(id_bad)}, decoded-text "
-              f"mismatches {len(text_bad)}, round-trip failures {len(trip_bad)}", file=sys.stderr)
-        msgs = []
-        for i in id_bad[:5]:
-            a, b = ours[i]["ids"], theirs[i]["ids"]
-            k = first_difference(a, b)
-            msgs.append(f"case {i} {json.dumps(self.cases[i][:80])}: ids differ at {k}: ours {a[k:k + 8]}, "
-                        f"HF {b[k:k + 8]}")
-        for i in text_bad[:5]:
-            msgs.append(f"case {i} {json.dumps(self.cases[i][:80])}: decoded ours {json.dumps(ours[i]['text'][:80])}, "
-                        f"HF {json.dumps(theirs[i]['text'][:80])}")
-        for i in trip_bad[:5]:
-            msgs.append(f"case {i} {json.dumps(self.cases[i][:80])}: decodes to {json.dumps(ours[i]['text'][:80])}")
-        if id_bad or text_bad or trip_bad:
-            self.fail("\n".join(msgs))
+        compare(self, name, "HF", self.cases, ours, theirs, lossless=name in LOSSLESS)
 
     def test_llama3(self):
         self.check("llama3")

@@ -11,7 +11,6 @@ SentencePiece.
 
 Usage: spm_parity_test.py BITNET_BINARY
 """
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_parity_test  # noqa: E402
-from hf_parity_test import EDGE_CASES, SEED, SHARED, bitnet_jsonl, first_difference, random_cases, write_cases  # noqa: E402
+from hf_parity_test import EDGE_CASES, SEED, SHARED, bitnet_jsonl, compare, random_cases, write_cases  # noqa: E402
 
 
 def text_pieces(rel, lines=40):
@@ -67,28 +66,11 @@ class SpmParity(unittest.TestCase):
         import sentencepiece as spm
         sp = spm.SentencePieceProcessor(model_file=model_path)
         ours = bitnet_jsonl(model_path, self.cases_path, "--no-bos")
-        self.assertEqual(len(ours), len(self.cases))
-        id_bad, text_bad, n_ids = [], [], 0
-        for i, (c, a) in enumerate(zip(self.cases, ours)):
-            want = sp.encode(c)
-            n_ids += len(want)
-            if a["ids"] != want:
-                id_bad.append((i, want))
-            elif a["text"] != sp.decode(want):
-                text_bad.append(i)
-        print(f"{os.path.basename(model_path)}: {len(self.cases)} texts, {n_ids} ids; id mismatches {len(id_bad)}, "
-              f"decoded-text mismatches {len(text_bad)}", file=sys.stderr)
-        msgs = []
-        for i, want in id_bad[:5]:
-            a = ours[i]["ids"]
-            k = first_difference(a, want)
-            msgs.append(f"case {i} {json.dumps(self.cases[i][:80])}: ids differ at {k}: ours {a[k:k + 8]}, "
-                        f"SentencePiece {want[k:k + 8]}")
-        for i in text_bad[:5]:
-            msgs.append(f"case {i} {json.dumps(self.cases[i][:80])}: decoded {json.dumps(ours[i]['text'][:80])}, "
-                        f"SentencePiece {json.dumps(sp.decode(sp.encode(self.cases[i]))[:80])}")
-        if id_bad or text_bad:
-            self.fail("\n".join(msgs))
+        theirs = []
+        for c in self.cases:
+            ids = sp.encode(c)
+            theirs.append({"ids": ids, "text": sp.decode(ids)})
+        compare(self, os.path.basename(model_path), "SentencePiece", self.cases, ours, theirs)
 
     def test_llama2_style_bpe(self):
         self.check(self.train("llama2_style"))

@@ -89,11 +89,17 @@ class Trained(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         env = {**os.environ, "NODE_PATH": os.path.join(ORACLES, "node_modules")}
         for t in self.golden["texts"]:
-            q = subprocess.run(["node", os.path.join(here, "..", "oracles", "hf_tokenize.mjs"),
-                                os.path.join(HF_DIR, "tokenizer.json"), self.text_path(t["file"])],
-                               capture_output=True, text=True, env=env, timeout=600)
-            self.assertEqual(q.returncode, 0, q.stderr)
-            ids = json.loads(q.stdout)
+            with tempfile.TemporaryDirectory() as tmp:  # the whole text as one case of hf_tokenize_cases.mjs
+                cases, out = os.path.join(tmp, "cases.jsonl"), os.path.join(tmp, "out.jsonl")
+                with open(self.text_path(t["file"]), encoding="utf-8", newline="") as f, \
+                        open(cases, "w", encoding="utf-8") as g:
+                    g.write(json.dumps(f.read()) + "\n")
+                q = subprocess.run(["node", os.path.join(here, "..", "oracles", "hf_tokenize_cases.mjs"),
+                                    os.path.join(HF_DIR, "tokenizer.json"), cases, out],
+                                   capture_output=True, text=True, env=env, timeout=600)
+                self.assertEqual(q.returncode, 0, q.stderr)
+                with open(out, encoding="utf-8", newline="") as f:
+                    ids = json.loads(f.read().split("\n")[0])["ids"]
             bos = self.golden["greedy"][0]["prompt_ids"][0]
             self.assertEqual(ids_sha256([bos] + ids), t["ids_sha256"], t["file"])
 
