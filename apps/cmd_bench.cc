@@ -144,7 +144,7 @@ Action register_bench(CLI::App& app) {
   app.add_option("-t,--threads", o->threads, "Threads, comma-separated list (0: all cores)")->capture_default_str();
   app.add_option("-b,--batch-size", o->model.n_batch, "Prompt batch size")->capture_default_str();
   app.add_option("--kv-type", o->model.kv_type, "KV cache type")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
-  app.add_option("--lm-head", o->model.lm_head, "f16 | q8")->capture_default_str()->check(CLI::IsMember({"f16", "q8"}));
+  add_lm_head_option(app, o->model.lm_head);
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--profile", o->profile, "Also report where the time goes (linear layers, LM head, attention, rest)");
   app.add_flag("--roofline", o->roofline,
@@ -211,15 +211,15 @@ Action register_bench(CLI::App& app) {
       arch = c.arch_name;
       model_name = c.arch_name + " " + std::to_string(c.n_layers) + "L";
       // Bytes one generated token reads: every tensor but the embedding (one row) when the head is separate;
-      // with --lm-head q8 the head is V x (dim + 4) bytes instead of the file's; and the K and V rows of the
-      // context, on average depth + n_gen / 2 positions.
+      // with --lm-head q8/q6/q4 the quantized head's rows and scales instead of the file's; and the K and V rows
+      // of the context, on average depth + n_gen / 2 positions.
       uint64_t weights_per_token = bytes;
       const GgufTensorInfo* embd = f->tensor("token_embd.weight");
       const bool separate_head = f->tensor("output.weight") != nullptr && !c.tied_output;
       if (embd && separate_head) weights_per_token -= embd->nbytes;
-      if (o->model.lm_head == "q8") {
+      if (const QuantHead* qh = s.model().quant_head.get()) {
         const GgufTensorInfo* head = separate_head ? f->tensor("output.weight") : embd;
-        if (head) weights_per_token = weights_per_token - head->nbytes + uint64_t(c.vocab_size) * (c.dim + 4);
+        if (head) weights_per_token = weights_per_token - head->nbytes + qh->w.size() + 4 * qh->row_scale.size();
       }
       const uint64_t kv_row =
           uint64_t(c.n_layers) * 2 * c.n_kv_heads * c.head_dim * (o->model.kv_type == "f32" ? 4 : 2);

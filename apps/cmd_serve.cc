@@ -46,7 +46,8 @@ Action register_serve(CLI::App& app) {
     ServerOptions s;
     s.model_path = o->model.path();
     s.load.act_quant = so.act_quant;
-    s.load.lm_head_q8 = so.lm_head_q8;
+    s.load.lm_head = so.lm_head;
+    s.load.n_threads = so.n_threads;
     s.sched.parallel = o->parallel;
     s.sched.n_ctx = so.n_ctx;
     s.sched.n_batch = so.n_batch;

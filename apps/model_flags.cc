@@ -23,11 +23,15 @@ void ModelFlags::add(CLI::App& app) {
                  "layers (compare formats exactly)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "per-token"}));
+  add_lm_head_option(app, lm_head);
+}
+
+void add_lm_head_option(CLI::App& app, std::string& lm_head) {
   app.add_option("--lm-head", lm_head,
-                 "LM head: f16 (as stored) | q8 (int8 rows quantized at load: half the bytes per token, slightly "
-                 "different logits)")
+                 "LM head: f16 (as stored) | q8 | q6 | q4 (quantized at load: fewer bytes read per generated token, "
+                 "slightly different logits; README \"LM head formats\")")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f16", "q8"}));
+      ->check(CLI::IsMember({"f16", "q8", "q6", "q4"}));
 }
 
 void add_hf_option(CLI::App& app, std::string& hf) {
@@ -50,7 +54,7 @@ SessionOptions ModelFlags::session_options() const {
   o.n_ctx = n_ctx;
   o.n_batch = n_batch;
   o.n_threads = threads;
-  o.lm_head_q8 = lm_head == "q8";
+  o.lm_head = *parse_lm_head(lm_head);
   o.kv_type = kv_type == "f32" ? KvType::F32 : KvType::F16;
   o.act_quant = act_quant == "per-token" ? ActQuant::PerToken : ActQuant::Auto;
   return o;

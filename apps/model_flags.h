@@ -25,6 +25,8 @@ struct ModelFlags {
   SessionOptions session_options() const;
 };
 
+// Adds --lm-head (f16 | q8 | q6 | q4) bound to `lm_head`.
+void add_lm_head_option(CLI::App& app, std::string& lm_head);
 // Adds --hf (spelled -hf too) to a command with its own -m.
 void add_hf_option(CLI::App& app, std::string& hf);
 // The model file of -m / -hf: -m as given; -hf's file pulled into the cache; neither: the default model.

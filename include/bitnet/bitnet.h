@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define BITNET_C_API_VERSION_MAJOR 0
-#define BITNET_C_API_VERSION_MINOR 1
+#define BITNET_C_API_VERSION_MINOR 2
 
 typedef enum {
   BITNET_OK = 0,
@@ -32,10 +32,19 @@ typedef enum {
 
 typedef struct bitnet_engine bitnet_engine;
 
+/* The LM head as stored, or quantized at load (fewer bytes read per generated token, logits change slightly;
+   the README's "LM head formats" has the measured perplexity of each). */
+typedef enum {
+  BITNET_LM_HEAD_STORED = 0,
+  BITNET_LM_HEAD_Q8 = 1, /* int8 rows */
+  BITNET_LM_HEAD_Q6 = 2, /* 6-bit rows with 8-bit block scales */
+  BITNET_LM_HEAD_Q4 = 3  /* 4-bit rows with 8-bit block scales */
+} bitnet_lm_head;
+
 typedef struct {
   int32_t n_threads; /* 0: every core */
   int32_t n_ctx;     /* 0: the model's training context, at most 4096 */
-  int32_t lm_head_q8;
+  int32_t lm_head;   /* a bitnet_lm_head (API 0.1 called it lm_head_q8: 1 is still q8) */
 } bitnet_params;
 
 typedef struct {
@@ -56,7 +65,7 @@ typedef struct {
 /* Text pieces of bitnet_generate as they become final (whole UTF-8 characters); return 0 to cancel. */
 typedef int (*bitnet_piece_callback)(const char* piece, size_t len, void* user_data);
 
-const char* bitnet_api_version(void); /* "0.1" */
+const char* bitnet_api_version(void); /* "0.2" */
 const char* bitnet_last_error(void);  /* this thread's last failure; "" when none */
 
 bitnet_params bitnet_default_params(void);

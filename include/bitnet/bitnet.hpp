@@ -22,7 +22,7 @@
 #include <vector>
 
 #define BITNET_API_VERSION_MAJOR 0
-#define BITNET_API_VERSION_MINOR 1
+#define BITNET_API_VERSION_MINOR 2
 
 namespace bitnet::api {
 
@@ -42,10 +42,14 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
+// The LM head as stored, or quantized at load: fewer bytes read per generated token, slightly different logits
+// (README "LM head formats").
+enum class LmHead { Stored, Q8, Q6, Q4 };
+
 struct Params {
-  int32_t n_threads = 0;    // 0: every core this process may use
-  int32_t n_ctx = 0;        // 0: the model's training context, at most 4096
-  bool lm_head_q8 = false;  // int8 LM head (half the bytes per token, slightly different logits)
+  int32_t n_threads = 0;              // 0: every core this process may use
+  int32_t n_ctx = 0;                  // 0: the model's training context, at most 4096
+  LmHead lm_head = LmHead::Stored;
 };
 
 struct ModelInfo {
@@ -100,7 +104,7 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-// "0.1" for API 0.1: the header's BITNET_API_VERSION_* as the library was built with them.
+// "0.2" for API 0.2: the header's BITNET_API_VERSION_* as the library was built with them.
 const char* api_version();
 
 }  // namespace bitnet::api

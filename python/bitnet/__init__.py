@@ -40,7 +40,11 @@ class BitnetError(RuntimeError):
 
 
 class _Params(ctypes.Structure):
-    _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32), ("lm_head_q8", ctypes.c_int32)]
+    _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32), ("lm_head", ctypes.c_int32)]
+
+
+# bitnet_lm_head: the LM head as stored ("f16") or quantized at load.
+_LM_HEADS = {"f16": 0, "q8": 1, "q6": 2, "q4": 3}
 
 
 class _SampleParams(ctypes.Structure):
@@ -155,7 +159,7 @@ def library_path():
 
 
 def api_version():
-    """The C API's version, "0.1"."""
+    """The C API's version, "0.2"."""
     return _load().bitnet_api_version().decode()
 
 
@@ -182,11 +186,17 @@ def _ids_array(ids):
 class Model:
     """One model and one context (KV cache). Close it (or use `with`) to free it at once."""
 
-    def __init__(self, path=None, *, n_threads=0, n_ctx=0, lm_head_q8=False):
+    def __init__(self, path=None, *, n_threads=0, n_ctx=0, lm_head="f16", lm_head_q8=False):
+        """lm_head: "f16" (as stored), "q8", "q6" or "q4" (quantized at load: fewer bytes per generated token,
+        slightly different logits). lm_head_q8=True is the older spelling of lm_head="q8"."""
         lib = _load()
         self._h = None
         self._busy = False  # a generate() iterator is running on this model
-        params = _Params(int(n_threads), int(n_ctx), 1 if lm_head_q8 else 0)
+        if lm_head_q8:
+            lm_head = "q8"
+        if lm_head not in _LM_HEADS:
+            raise ValueError(f"lm_head {lm_head!r} is not one of {', '.join(_LM_HEADS)}")
+        params = _Params(int(n_threads), int(n_ctx), _LM_HEADS[lm_head])
         self.path = os.fspath(path) if path is not None else _default_model()
         h = ctypes.c_void_p()
         _check(lib.bitnet_engine_load(os.fsencode(self.path), ctypes.byref(params), ctypes.byref(h)))

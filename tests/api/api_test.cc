@@ -96,7 +96,7 @@ TEST(PublicApi, CancelErrorsAndSeeds) {
   EXPECT_EQ(code_of([&] { e.reset(100000); }), static_cast<int>(bitnet::api::ErrorCode::InvalidArgument));
   EXPECT_EQ(code_of([&] { e.generate(kPrompt, 4, {.temperature = -1, .top_p = 7}); }),
             static_cast<int>(bitnet::api::ErrorCode::InvalidArgument));
-  EXPECT_STREQ(bitnet::api::api_version(), "0.1");
+  EXPECT_STREQ(bitnet::api::api_version(), "0.2");
 }
 
 int cancel_after_two(const char*, size_t, void* user) { return ++*static_cast<int*>(user) < 2; }
@@ -152,7 +152,7 @@ TEST(PublicCApi, StatusesBuffersAndTheSameLogits) {
   EXPECT_EQ(bitnet_generate(e, kPrompt, 4, nullptr, nullptr, nullptr), BITNET_OK);
   EXPECT_STREQ(bitnet_last_error(), "");
   EXPECT_EQ(bitnet_generate(nullptr, kPrompt, 4, nullptr, nullptr, nullptr), BITNET_ERR_INVALID_ARGUMENT);
-  EXPECT_STREQ(bitnet_api_version(), "0.1");
+  EXPECT_STREQ(bitnet_api_version(), "0.2");
   bitnet_engine_free(e);
   bitnet_engine_free(nullptr);
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <thread>
 #include <cstring>
@@ -30,6 +31,7 @@ uint32_t bits(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+uint32_t bits_of(float f) { return bits(f); }
 
 TEST(Kernels, ScalarIsAlwaysAvailableAndActiveIsSupported) {
   const auto all = kernels::supported_tables();
@@ -174,6 +176,179 @@ TEST(Kernels, Int8GemmBitExact) {
       kt->int8_gemm(w.data(), K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), M);
       for (int64_t i = 0; i < T * M; ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " K=" << K << " T=" << T;
     }
+  }
+}
+
+// ---- 4- and 6-bit LM head rows: an encoder written here from kernels.h's layout text, not from qhead.cc ----
+
+struct QheadRow {
+  std::vector<int> w;          // K signed values
+  std::vector<uint8_t> scale;  // one per block: (K/64 groups in super-blocks of 8) x 16 lanes
+};
+
+// Encodes by the letter of kernels.h: per super-block 16 scale bytes, then per group 32 nibble bytes (and 16
+// high-bit bytes for 6 bits).
+std::vector<uint8_t> encode_qhead(int bits, const QheadRow& r, int64_t K) {
+  const int off = bits == 6 ? 32 : 8;
+  std::vector<uint8_t> out;
+  const int64_t groups = K / 64;
+  for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
+    for (int l = 0; l < 16; ++l) out.push_back(r.scale[s * 16 + l]);
+    for (int64_t i = g0; i < std::min<int64_t>(groups, g0 + 8); ++i) {
+      auto u = [&](int e) { return r.w[i * 64 + e] + off; };
+      for (int b = 0; b < 32; ++b) out.push_back(static_cast<uint8_t>((u(b) & 15) | (u(b + 32) & 15) << 4));
+      if (bits == 6)
+        for (int b = 0; b < 16; ++b) {
+          int v = 0;
+          for (int j = 0; j < 4; ++j) v |= (u(b + 16 * j) >> 4 & 3) << 2 * j;
+          out.push_back(static_cast<uint8_t>(v));
+        }
+    }
+  }
+  return out;
+}
+
+// Block of element k: lane (k % 64) / 4 of its super-block.
+int64_t qhead_block(int64_t k) { return k / 512 * 16 + k % 64 / 4; }
+
+TEST(Kernels, QheadLayoutAndScalarGemmMatchTheDefinition) {
+  std::mt19937 rng(21);
+  for (int bits : {4, 6})
+    for (int64_t K : {64, 192, 512, 576, 2560}) {
+      const int h = bits == 6 ? 32 : 8;
+      const int64_t M = 5, T = 3, blocks = (K / 64 + 7) / 8 * 16;
+      ASSERT_TRUE(kernels::qhead_fits(K));
+      const size_t rb = kernels::qhead_row_bytes(bits, K);
+      ASSERT_EQ(rb, size_t(blocks + K / 64 * (bits == 6 ? 48 : 32)));
+      std::vector<QheadRow> rows(M);
+      std::vector<uint8_t> packed;
+      for (auto& r : rows) {
+        r.w.resize(K);
+        r.scale.resize(blocks);
+        for (auto& v : r.w) v = static_cast<int>(rng() % (2 * h)) - h;
+        for (auto& v : r.scale) v = static_cast<uint8_t>(rng() % 256);
+        const auto e = encode_qhead(bits, r, K);
+        ASSERT_EQ(e.size(), rb);
+        packed.insert(packed.end(), e.begin(), e.end());
+      }
+      std::vector<int8_t> q(T * K);
+      for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      const float as[T] = {2.0f, 0.5f, 3.0f}, rs[M] = {0.25f, 1.0f, 0.01f, 7.0f, 0.125f};
+      std::vector<float> y(T * M), deq(K);
+      kernels::scalar_table().qhead_gemm(bits, packed.data(), rb, K, 0, M, q.data(), as, T, rs, y.data(), M);
+      for (int64_t m = 0; m < M; ++m) {
+        kernels::dequantize_qhead_row(bits, packed.data() + m * rb, rs[m], K, deq.data());
+        for (int64_t k = 0; k < K; ++k)
+          ASSERT_EQ(deq[k], rs[m] * float(rows[m].scale[qhead_block(k)]) * float(rows[m].w[k])) << "k=" << k;
+        for (int64_t t = 0; t < T; ++t) {
+          int64_t dot = 0;
+          for (int64_t k = 0; k < K; ++k) dot += int64_t{rows[m].scale[qhead_block(k)]} * rows[m].w[k] * q[t * K + k];
+          EXPECT_EQ(y[t * M + m], static_cast<float>(dot) / as[t] * rs[m]) << bits << " K=" << K;
+        }
+      }
+    }
+  EXPECT_FALSE(kernels::qhead_fits(100));
+  EXPECT_FALSE(kernels::qhead_fits(kernels::kQheadMaxK + 64));
+}
+
+TEST(Kernels, QheadGemmBitExact) {
+  std::mt19937 rng(22);
+  std::normal_distribution<float> nd;
+  for (int bits : {4, 6})
+    for (int64_t K : {64, 256, 576, 2560})
+      for (int64_t T : {1, 2, 3, 4, 5, 9, 17}) {  // token blocks of 2 and 4, chunks of 16
+        const int64_t M = 37;                      // row tiles of 16: whole and partial
+        const size_t rb = kernels::qhead_row_bytes(bits, K);
+        std::vector<uint8_t> w(M * rb);
+        std::vector<float> rs(M), x(K);
+        for (int64_t m = 0; m < M; ++m) {
+          for (auto& v : x) v = nd(rng) * (rng() % 50 == 0 ? 20.0f : 1.0f);  // some outliers
+          rs[m] = kernels::quantize_qhead_row(bits, x.data(), K, w.data() + m * rb);
+        }
+        std::vector<int8_t> q(T * K);
+        std::vector<float> as(T);
+        for (int64_t t = 0; t < T; ++t) {
+          for (auto& v : x) v = nd(rng);
+          as[t] = kernels::quantize_row_i8(x.data(), K, q.data() + t * K);
+        }
+        const int64_t ld = M + 3;
+        std::vector<float> ref(T * ld, -1.0f);
+        kernels::scalar_table().qhead_gemm(bits, w.data(), rb, K, 0, M, q.data(), as.data(), T, rs.data(), ref.data(), ld);
+        for (const KernelTable* kt : simd_tables()) {
+          std::vector<float> y(T * ld, -1.0f);
+          kt->qhead_gemm(bits, w.data(), rb, K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), ld);
+          for (int64_t i = 0; i < T * ld; ++i)
+            ASSERT_EQ(bits_of(y[i]), bits_of(ref[i])) << kt->name << " bits=" << bits << " K=" << K << " T=" << T << " i=" << i;
+          std::vector<float> part(T * ld, -1.0f);  // a row range inside the matrix, as threads split it
+          kt->qhead_gemm(bits, w.data(), rb, K, 5, 23, q.data(), as.data(), T, rs.data(), part.data(), ld);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t m = 0; m < ld; ++m)
+              ASSERT_EQ(bits_of(part[t * ld + m]), bits_of(m >= 5 && m < 23 ? ref[t * ld + m] : -1.0f)) << kt->name;
+        }
+      }
+}
+
+// The largest width and every value at its extreme: the lanes' int32 sums must not overflow.
+TEST(Kernels, QheadGemmExtremesAtLargestWidth) {
+  const int64_t K = kernels::kQheadMaxK, M = 2;
+  for (int bits : {4, 6}) {
+    const int h = bits == 6 ? 32 : 8;
+    QheadRow r;
+    r.w.assign(K, -h);
+    r.scale.assign((K / 64 + 7) / 8 * 16, 255);
+    std::vector<uint8_t> w = encode_qhead(bits, r, K);
+    r.w.assign(K, h - 1);
+    const std::vector<uint8_t> w2 = encode_qhead(bits, r, K);
+    w.insert(w.end(), w2.begin(), w2.end());
+    std::vector<int8_t> q(K, -128);
+    const float as = 1.0f, rs[M] = {1.0f, 1.0f};
+    const float want[M] = {static_cast<float>(int64_t{255} * -h * -128 * K), static_cast<float>(int64_t{255} * (h - 1) * -128 * K)};
+    for (const KernelTable* kt : kernels::supported_tables()) {
+      float y[M];
+      kt->qhead_gemm(bits, w.data(), kernels::qhead_row_bytes(bits, K), K, 0, M, q.data(), &as, 1, rs, y, M);
+      EXPECT_EQ(y[0], want[0]) << kt->name << " bits=" << bits;
+      EXPECT_EQ(y[1], want[1]) << kt->name << " bits=" << bits;
+    }
+  }
+}
+
+// Quantization error of Gaussian rows with outliers (1 in 100 values 8x larger), relative to the rows' RMS: no
+// worse than the plain per-block code (float step max|x| / (2^(bits-1) - 1), as Q4_0-like formats), and a real
+// 6/4-bit code rather than a lossless copy.
+TEST(Kernels, QheadQuantizationError) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd;
+  for (int bits : {4, 6}) {
+    const int64_t K = 2560;
+    const int h = bits == 6 ? 32 : 8;
+    double err = 0, plain = 0, power = 0;
+    std::vector<float> x(K), back(K);
+    std::vector<uint8_t> w(kernels::qhead_row_bytes(bits, K));
+    for (int rep = 0; rep < 50; ++rep) {
+      for (auto& v : x) v = 0.02f * nd(rng) * (rng() % 100 == 0 ? 8.0f : 1.0f);
+      const float rs = kernels::quantize_qhead_row(bits, x.data(), K, w.data());
+      kernels::dequantize_qhead_row(bits, w.data(), rs, K, back.data());
+      for (int64_t k = 0; k < K; ++k) err += double(x[k] - back[k]) * (x[k] - back[k]), power += double(x[k]) * x[k];
+      for (int64_t b = 0; b < K / 512 * 16; ++b) {  // the same blocks, plain code
+        float amax = 0;
+        for (int64_t k = 0; k < K; ++k)
+          if (qhead_block(k) == b) amax = std::max(amax, std::fabs(x[k]));
+        const float step = amax / float(h - 1);
+        for (int64_t k = 0; k < K; ++k)
+          if (qhead_block(k) == b) {
+            const float v = step * std::nearbyint(x[k] / step);
+            plain += double(x[k] - v) * (x[k] - v);
+          }
+      }
+    }
+    const double rel = std::sqrt(err / power), rel_plain = std::sqrt(plain / power);
+    EXPECT_LE(rel, rel_plain) << bits;
+    EXPECT_GT(rel, bits == 6 ? 0.003 : 0.02) << bits;
+    std::printf("%d bits: relative RMS error %.4f (plain per-block code %.4f)\n", bits, rel, rel_plain);
+    std::fill(x.begin(), x.end(), 0.0f);  // an all-zero row stays zero
+    const float rs = kernels::quantize_qhead_row(bits, x.data(), K, w.data());
+    kernels::dequantize_qhead_row(bits, w.data(), rs, K, back.data());
+    EXPECT_TRUE(std::all_of(back.begin(), back.end(), [](float v) { return v == 0; }));
   }
 }
 

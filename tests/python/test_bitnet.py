@@ -60,7 +60,7 @@ class Module(unittest.TestCase):
         self.m.reset()
 
     def test_library_and_info(self):
-        self.assertEqual(bitnet.api_version(), "0.1")
+        self.assertEqual(bitnet.api_version(), "0.2")
         self.assertTrue(os.path.exists(bitnet.library_path()) or "/" not in bitnet.library_path())
         info = self.m.info
         self.assertEqual(info.architecture, "bitnet-b1.58")

@@ -73,7 +73,13 @@ Engine Engine::load(const std::string& path, const Params& params) {
     SessionOptions o;
     o.n_threads = params.n_threads;
     o.n_ctx = params.n_ctx;
-    o.lm_head_q8 = params.lm_head_q8;
+    switch (params.lm_head) {
+      case LmHead::Stored: o.lm_head = bitnet::LmHead::Stored; break;
+      case LmHead::Q8: o.lm_head = bitnet::LmHead::Q8; break;
+      case LmHead::Q6: o.lm_head = bitnet::LmHead::Q6; break;
+      case LmHead::Q4: o.lm_head = bitnet::LmHead::Q4; break;
+      default: throw api::Error(ErrorCode::InvalidArgument, "lm_head is not an LmHead value");
+    }
     auto impl = std::make_unique<Impl>();
     impl->session = std::make_unique<Session>(path, o);
     impl->session->tokenizer();  // a model without a vocabulary is refused here, not at first use

@@ -70,7 +70,7 @@ const char* bitnet_last_error(void) { return g_error.c_str(); }
 
 bitnet_params bitnet_default_params(void) {
   const bitnet::api::Params d;
-  return bitnet_params{d.n_threads, d.n_ctx, d.lm_head_q8 ? 1 : 0};
+  return bitnet_params{d.n_threads, d.n_ctx, static_cast<int32_t>(d.lm_head)};
 }
 
 bitnet_sample_params bitnet_default_sample_params(void) {
@@ -86,7 +86,11 @@ bitnet_status bitnet_engine_load(const char* path, const bitnet_params* params, 
     if (params) {
       p.n_threads = params->n_threads;
       p.n_ctx = params->n_ctx;
-      p.lm_head_q8 = params->lm_head_q8 != 0;
+      if (params->lm_head < BITNET_LM_HEAD_STORED || params->lm_head > BITNET_LM_HEAD_Q4)
+        return invalid(("bitnet_engine_load: lm_head " + std::to_string(params->lm_head) +
+                       " is not a bitnet_lm_head (0 to 3)")
+                           .c_str());
+      p.lm_head = static_cast<bitnet::api::LmHead>(params->lm_head);
     }
     *out = new bitnet_engine{bitnet::api::Engine::load(path, p)};
     return BITNET_OK;

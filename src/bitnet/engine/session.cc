@@ -10,7 +10,8 @@ namespace bitnet {
 Session::Session(const std::string& model_path, const SessionOptions& opts) {
   LoadOptions lo;
   lo.act_quant = opts.act_quant;
-  lo.lm_head_q8 = opts.lm_head_q8;
+  lo.lm_head = opts.lm_head;
+  lo.n_threads = opts.n_threads;
   model_ = Model::load(model_path, lo);
   int32_t n_ctx = opts.n_ctx;
   if (n_ctx <= 0) n_ctx = static_cast<int32_t>(std::min<uint32_t>(model_->config().n_ctx_train, 4096));

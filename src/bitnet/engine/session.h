@@ -19,7 +19,7 @@ struct SessionOptions {
   int32_t n_batch = 512;  // tokens per forward call when evaluating a prompt
   ActQuant act_quant = ActQuant::Auto;
   int32_t n_threads = 0;  // 0: every CPU this process may use
-  bool lm_head_q8 = false;
+  LmHead lm_head = LmHead::Stored;
   int32_t n_seq = 1;  // KV cache slots: eval() and friends use slot 0, decode() any
 };
 

@@ -180,6 +180,98 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
     }
 }
 
+// 4- and 6-bit LM head rows (layout in kernels.h; the AVX-512 table's scheme on two 8-lane halves): a group's
+// 32 bytes give elements 0-31 (low nibbles, lanes 0-7) and 32-63 (high nibbles, lanes 8-15); vpmaddubsw + vpmaddwd
+// sum four products per lane (u <= 63 times |q| <= 128, pairs within int16). Exact integers, as the scalar table.
+constexpr int kQheadTokens = 2;
+constexpr int kQheadChunk = 16;
+constexpr int kQheadSupers = kQheadMaxK / 512;
+
+template <int Bits, int NT>
+inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64_t m0, int64_t m1,
+                       const int8_t* const* qs, const int32_t (*offs)[kQheadSupers][16], const float* act_scales,
+                       const float* row_scales, float* const* ys) {
+  constexpr int64_t kGroupBytes = Bits == 6 ? 48 : 32;
+  const __m256i lo4 = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* p = w + m * row_bytes;
+    __m256i acc[NT][2];
+    for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_si256();
+    for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
+      const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m256i sc0 = _mm256_cvtepu8_epi32(sb), sc1 = _mm256_cvtepu8_epi32(_mm_srli_si128(sb, 8));
+      p += 16;
+      const int64_t g1 = groups - g0 < 8 ? groups : g0 + 8;
+      __m256i blk[NT][2];
+      for (int j = 0; j < NT; ++j) blk[j][0] = blk[j][1] = _mm256_setzero_si256();
+      for (int64_t i = g0; i < g1; ++i, p += kGroupBytes) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        __m256i v0 = _mm256_and_si256(raw, lo4), v1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+        if constexpr (Bits == 6) {
+          const __m256i h = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32)));
+          const __m256i m30 = _mm256_set1_epi8(0x30);
+          v0 = _mm256_or_si256(v0, _mm256_and_si256(_mm256_sllv_epi64(h, _mm256_set_epi64x(2, 2, 4, 4)), m30));
+          v1 = _mm256_or_si256(v1, _mm256_and_si256(_mm256_srlv_epi64(h, _mm256_set_epi64x(2, 2, 0, 0)), m30));
+        }
+        for (int j = 0; j < NT; ++j) {
+          const __m256i* qv = reinterpret_cast<const __m256i*>(qs[j] + i * 64);
+          blk[j][0] = _mm256_add_epi32(blk[j][0], _mm256_madd_epi16(_mm256_maddubs_epi16(v0, _mm256_loadu_si256(qv)), ones16));
+          blk[j][1] = _mm256_add_epi32(blk[j][1], _mm256_madd_epi16(_mm256_maddubs_epi16(v1, _mm256_loadu_si256(qv + 1)), ones16));
+        }
+      }
+      for (int j = 0; j < NT; ++j) {
+        const __m256i* o = reinterpret_cast<const __m256i*>(offs[j][s]);
+        acc[j][0] = _mm256_add_epi32(acc[j][0], _mm256_mullo_epi32(_mm256_sub_epi32(blk[j][0], _mm256_load_si256(o)), sc0));
+        acc[j][1] = _mm256_add_epi32(acc[j][1], _mm256_mullo_epi32(_mm256_sub_epi32(blk[j][1], _mm256_load_si256(o + 1)), sc1));
+      }
+    }
+    for (int j = 0; j < NT; ++j) {
+      alignas(32) int32_t lanes[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[j][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), acc[j][1]);
+      int64_t dot = 0;
+      for (int l = 0; l < 16; ++l) dot += lanes[l];
+      ys[j][m] = static_cast<float>(dot) / act_scales[j] * row_scales[m];
+    }
+  }
+}
+
+template <int Bits>
+void qhead_gemm_bits(const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                     const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  const int64_t groups = K / 64;
+  alignas(32) int32_t offs[kQheadChunk][kQheadSupers][16];
+  for (int64_t t0 = 0; t0 < T; t0 += kQheadChunk) {
+    const int64_t nc = T - t0 < kQheadChunk ? T - t0 : kQheadChunk;
+    for (int64_t j = 0; j < nc; ++j)
+      for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s)
+        for (int l = 0; l < 16; ++l) {
+          int32_t sum = 0;
+          for (int64_t i = g0; i < groups && i < g0 + 8; ++i)
+            for (int e = 0; e < 4; ++e) sum += q[(t0 + j) * K + i * 64 + 4 * l + e];
+          offs[j][s][l] = sum * (Bits == 6 ? 32 : 8);
+        }
+    constexpr int64_t kRows = 16;
+    for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
+      const int64_t r1 = m1 - r0 < kRows ? m1 : r0 + kRows;
+      for (int64_t j = 0; j < nc; j += kQheadTokens) {
+        const int nt = nc - j < kQheadTokens ? static_cast<int>(nc - j) : kQheadTokens;
+        const int8_t* qs[kQheadTokens];
+        float* ys[kQheadTokens];
+        for (int u = 0; u < nt; ++u) qs[u] = q + (t0 + j + u) * K, ys[u] = y + (t0 + j + u) * ldy;
+        if (nt == 2) qhead_rows<Bits, 2>(w, row_bytes, groups, r0, r1, qs, offs + j, act_scales + t0 + j, row_scales, ys);
+        else qhead_rows<Bits, 1>(w, row_bytes, groups, r0, r1, qs, offs + j, act_scales + t0 + j, row_scales, ys);
+      }
+    }
+  }
+}
+
+void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  if (bits == 6) qhead_gemm_bits<6>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
+  else qhead_gemm_bits<4>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
+}
+
 // Eight double lanes in two registers (lanes 0-3, 4-7); see the scalar table.
 double sum_squares(const float* x, int64_t n) {
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
@@ -427,7 +519,7 @@ void silu_mul(const float* g, float* u, int64_t n) {
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, sum_squares, quantize_row_i8,
+  static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_row_i8,
                              dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
                              axpy_f32, axpy_f16,              read_sum,     attn_scores,
                              attn_mix,     exp_shift,    silu_mul};

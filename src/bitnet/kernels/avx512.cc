@@ -569,6 +569,106 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
   }
 }
 
+// ---- 4- and 6-bit LM head rows (layout in kernels.h) ----
+//
+// A group's 64 values are unpacked into one register in element order (vpsrlvq by 0 / 4 splits the nibbles of a
+// 32-byte broadcast; the 6-bit planes are shifted into bits 4-5 per 128-bit lane), and vpdpbusd multiplies them
+// (unsigned u = w + offset) by a token's 64 activations, so lane l sums block l. Per super-block the offset's
+// share (offset * the lane's activation sum, computed once per token) is taken off and the lanes are multiplied
+// by their block scales. Integer throughout: the scalar table's result in any order.
+
+constexpr int kQheadTokens = 4;    // tokens sharing each unpacked group
+constexpr int kQheadChunk = 16;    // tokens whose per-block activation sums are kept at once
+constexpr int kQheadSupers = kQheadMaxK / 512;
+
+template <int Bits>
+inline __m512i qhead_group(const uint8_t* p) {
+  __m512i v = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+                                                 _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)),
+                               _mm512_set1_epi8(0x0F));
+  if constexpr (Bits == 6) {
+    __m512i h = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32)));
+    h = _mm512_srlv_epi64(_mm512_sllv_epi64(h, _mm512_set_epi64(0, 0, 0, 0, 2, 2, 4, 4)), _mm512_set_epi64(2, 2, 0, 0, 0, 0, 0, 0));
+    v = _mm512_or_si512(v, _mm512_and_si512(h, _mm512_set1_epi8(0x30)));
+  }
+  return v;
+}
+
+// NT tokens against rows [m0, m1); offs[j][s] = offset * lane sums of token j's activations in super-block s.
+template <int Bits, int NT>
+inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64_t m0, int64_t m1,
+                       const int8_t* const* qs, const int32_t (*offs)[kQheadSupers][16], const float* act_scales,
+                       const float* row_scales, float* const* ys) {
+  constexpr int64_t kGroupBytes = Bits == 6 ? 48 : 32;
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* p = w + m * row_bytes;
+    _mm_prefetch(reinterpret_cast<const char*>(p + row_bytes), _MM_HINT_T0);
+    __m512i acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
+    for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
+      const __m512i scales = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      p += 16;
+      const int64_t g1 = groups - g0 < 8 ? groups : g0 + 8;
+      __m512i blk[NT];
+      for (int j = 0; j < NT; ++j) blk[j] = _mm512_setzero_si512();
+      for (int64_t i = g0; i < g1; ++i, p += kGroupBytes) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
+        const __m512i v = qhead_group<Bits>(p);
+        for (int j = 0; j < NT; ++j) blk[j] = _mm512_dpbusd_epi32(blk[j], v, _mm512_loadu_si512(qs[j] + i * 64));
+      }
+      for (int j = 0; j < NT; ++j)
+        acc[j] = _mm512_add_epi32(acc[j], _mm512_mullo_epi32(_mm512_sub_epi32(blk[j], _mm512_load_si512(offs[j][s])), scales));
+    }
+    for (int j = 0; j < NT; ++j) {
+      const int64_t dot = _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[j]))) +
+                          _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[j], 1)));
+      ys[j][m] = static_cast<float>(dot) / act_scales[j] * row_scales[m];
+    }
+  }
+}
+
+template <int Bits>
+void qhead_gemm_bits(const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                     const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  const int64_t groups = K / 64;
+  alignas(64) int32_t offs[kQheadChunk][kQheadSupers][16];
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t t0 = 0; t0 < T; t0 += kQheadChunk) {
+    const int64_t nc = T - t0 < kQheadChunk ? T - t0 : kQheadChunk;
+    for (int64_t j = 0; j < nc; ++j)
+      for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
+        __m512i sum = _mm512_setzero_si512();
+        for (int64_t i = g0; i < groups && i < g0 + 8; ++i)
+          sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(q + (t0 + j) * K + i * 64));
+        _mm512_store_si512(offs[j][s], _mm512_slli_epi32(sum, Bits == 6 ? 5 : 3));
+      }
+    // Rows outer, tokens inner: a row is read from memory once per chunk and from cache for its other tokens.
+    constexpr int64_t kRows = 16;
+    for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
+      const int64_t r1 = m1 - r0 < kRows ? m1 : r0 + kRows;
+      for (int64_t j = 0; j < nc; j += kQheadTokens) {
+        const int nt = nc - j < kQheadTokens ? static_cast<int>(nc - j) : kQheadTokens;
+        const int8_t* qs[kQheadTokens];
+        float* ys[kQheadTokens];
+        for (int u = 0; u < nt; ++u) qs[u] = q + (t0 + j + u) * K, ys[u] = y + (t0 + j + u) * ldy;
+        const float* as = act_scales + t0 + j;
+        switch (nt) {
+          case 4: qhead_rows<Bits, 4>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
+          case 3: qhead_rows<Bits, 3>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
+          case 2: qhead_rows<Bits, 2>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
+          default: qhead_rows<Bits, 1>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
+        }
+      }
+    }
+  }
+}
+
+void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  if (bits == 6) qhead_gemm_bits<6>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
+  else qhead_gemm_bits<4>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
+}
+
 // exp_canonical (kernels.h) on 16 lanes: the same operations in the same order.
 inline __m512 exp16(__m512 x) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(ExpConst::kLog2e)),
@@ -614,7 +714,7 @@ void silu_mul(const float* g, float* u, int64_t n) {
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
+  static const KernelTable t{"avx512", TernaryLayout::Panel16, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
                              read_sum, attn_scores, attn_mix, exp_shift, silu_mul};
   return &t;
 }

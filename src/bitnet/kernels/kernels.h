@@ -63,6 +63,13 @@ struct KernelTable {
   void (*int8_gemm)(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
                     int64_t T, const float* row_scales, float* y, int64_t ldy);
 
+  // 4- or 6-bit LM head rows (`bits`, the layout below) of row_bytes = qhead_row_bytes(bits, K) times int8
+  // activations [T][K]:
+  //   y[t][m] = float(sum_l s_l * sum_{k in block l} w[m][k]*q[t][k]) / act_scales[t] * row_scales[m]
+  // with the integer sum exact (so every table gives the scalar table's bits).
+  void (*qhead_gemm)(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                     const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy);
+
   // sum_i x[i]^2 in double: element i accumulates into lane i % 8 (products of floats are exact in
   // double), lanes summed by a halving tree (l += l + 4, 2, 1). RMSNorm's sum of squares.
   double (*sum_squares)(const float* x, int64_t n);
@@ -184,6 +191,29 @@ struct ExpConst {
 // The scalar table's exp_shift and silu_mul, for SIMD tables' tails (and tables without their own).
 void exp_shift_scalar(const float* x, float shift, float* y, int64_t n);
 void silu_mul_scalar(const float* g, float* u, int64_t n);
+
+// ---- 4- and 6-bit LM head rows (`--lm-head q4|q6`; qhead.cc) ----
+//
+// A row of K elements (qhead_fits: K % 64 == 0, K <= kQheadMaxK) is K/64 groups of 64 elements, taken in
+// super-blocks of 8 groups (the last may have fewer, g). Block l (l = 0..15) of a super-block is its 4g elements
+// 64i + 4l + j (i < g, j < 4): the elements one lane of a 16 x int32 vpdpbusd accumulator sums, so a block's
+// scale multiplies a lane once per super-block. A super-block is stored as
+//   16 bytes: the blocks' scales s_l (uint8);
+//   per group, 32 bytes: byte b has the low 4 bits of u[b] in bits 0-3 and of u[b + 32] in bits 4-7;
+//   6 bits only, per group after its 32 bytes, 16 bytes: byte b has bits 4-5 of u[b + 16j] in bits 2j, 2j + 1;
+// where u = w + 8 (4 bits, w in [-8, 7]) or u = w + 32 (6 bits, w in [-32, 31]). Element k of a row is
+// row_scale * s_l * w[k]: 4.25 or 6.25 bits per weight. The lanes' int32 sums stay below 2^31 for K <= kQheadMaxK
+// (a super-block adds at most 255 * 32 * 32 * 128 < 2^25 to a lane).
+constexpr int64_t kQheadMaxK = 16384;
+bool qhead_fits(int64_t K);
+size_t qhead_row_bytes(int bits, int64_t K);
+// Quantizes one row (K floats) into `out` (qhead_row_bytes bytes); returns its row_scale. Each block's step is
+// the one of six candidates with the least squared error; the row's scale makes the largest step 255.
+float quantize_qhead_row(int bits, const float* x, int64_t K, uint8_t* out);
+void dequantize_qhead_row(int bits, const uint8_t* row, float row_scale, int64_t K, float* out);
+// The scalar table's qhead_gemm.
+void qhead_gemm_scalar(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                       const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy);
 
 // Ternary GEMM with one scale per 256-element block (TQ tensors whose block scales differ), natural
 // activation order: y[t][m] = (sum_b float(dot_b) * block_scales[m*K/256 + b]) / act_scales[t].

@@ -63,6 +63,51 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
   }
 }
 
+// ---- 4- and 6-bit LM head rows (layout in kernels.h) ----
+//
+// A group's values are made signed (u - offset) 16 at a time and multiplied by sdot, whose four lanes over
+// elements 16r .. 16r + 15 are blocks 4r .. 4r + 3: acc[r] holds blocks 4r..4r+3 of a super-block, scaled once
+// at its end. Exact integers, as the scalar table.
+template <int Bits>
+inline int64_t qhead_row_dot(const uint8_t* p, int64_t groups, const int8_t* q) {
+  const uint8x16_t lo4 = vdupq_n_u8(15), two = vdupq_n_u8(3), off = vdupq_n_u8(Bits == 6 ? 32 : 8);
+  int64x2_t total = vdupq_n_s64(0);
+  for (int64_t g0 = 0; g0 < groups; g0 += 8) {
+    const uint8x16_t sb = vld1q_u8(p);
+    p += 16;
+    const uint16x8_t s_lo = vmovl_u8(vget_low_u8(sb)), s_hi = vmovl_u8(vget_high_u8(sb));
+    const int32x4_t sc[4] = {vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s_lo))), vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(s_lo))),
+                             vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s_hi))), vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(s_hi)))};
+    int32x4_t blk[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    const int64_t g1 = groups - g0 < 8 ? groups : g0 + 8;
+    for (int64_t i = g0; i < g1; ++i, p += Bits == 6 ? 48 : 32) {
+      const uint8x16_t r0 = vld1q_u8(p), r1 = vld1q_u8(p + 16);
+      uint8x16_t u[4] = {vandq_u8(r0, lo4), vandq_u8(r1, lo4), vshrq_n_u8(r0, 4), vshrq_n_u8(r1, 4)};
+      if constexpr (Bits == 6) {
+        const uint8x16_t h = vld1q_u8(p + 32);
+        u[0] = vorrq_u8(u[0], vshlq_n_u8(vandq_u8(h, two), 4));
+        u[1] = vorrq_u8(u[1], vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), two), 4));
+        u[2] = vorrq_u8(u[2], vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), two), 4));
+        u[3] = vorrq_u8(u[3], vshlq_n_u8(vshrq_n_u8(h, 6), 4));
+      }
+      const int8_t* x = q + i * 64;
+      for (int r = 0; r < 4; ++r) blk[r] = vdotq_s32(blk[r], vreinterpretq_s8_u8(vsubq_u8(u[r], off)), vld1q_s8(x + 16 * r));
+    }
+    for (int r = 0; r < 4; ++r) total = vaddq_s64(total, vpaddlq_s32(vmulq_s32(blk[r], sc[r])));
+  }
+  return vaddvq_s64(total);
+}
+
+void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t dot = bits == 6 ? qhead_row_dot<6>(w + m * row_bytes, K / 64, q + t * K)
+                                    : qhead_row_dot<4>(w + m * row_bytes, K / 64, q + t * K);
+      y[t * ldy + m] = static_cast<float>(dot) / act_scales[t] * row_scales[m];
+    }
+}
+
 // ---- Float ----
 
 // Eight double lanes in four registers (lane l in register l / 2); see the scalar table.
@@ -207,7 +252,7 @@ void silu_mul(const float* g, float* u, int64_t n) {
 }  // namespace
 
 const KernelTable* neon_table() {
-  static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, sum_squares, quantize_i8,
+  static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_i8,
                              dot_f32,  dot_f16,            FromDots<neon_table>::gemm_f16,
                              axpy_f32, axpy_f16,           read_sum,     FromDots<neon_table>::attn_scores,
                              FromDots<neon_table>::attn_mix, exp_shift,    silu_mul};

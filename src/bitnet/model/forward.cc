@@ -187,12 +187,16 @@ void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {
   if (n_out == 0) return;
   Timed lm_timed(profile_ ? &profile_->lm_head_ms : nullptr);
   const kernels::KernelTable& kt = kernels::active();
-  if (m_.q8_head) {
+  if (const QuantHead* h = m_.quant_head.get()) {
     for (int32_t r = 0; r < n_out; ++r)
       lin_.scale[r] = kt.quantize_i8(&xn_[r * d], d, &lin_.q[r * d], nullptr);
     pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
-      kt.int8_gemm(m_.q8_head->w.data(), d, v0, v1, lin_.q.data(), lin_.scale.data(), n_out,
-                   m_.q8_head->row_scale.data(), logits, V);
+      if (h->bits == 8)
+        kt.int8_gemm(reinterpret_cast<const int8_t*>(h->w.data()), d, v0, v1, lin_.q.data(), lin_.scale.data(), n_out,
+                     h->row_scale.data(), logits, V);
+      else
+        kt.qhead_gemm(h->bits, h->w.data(), h->row_bytes, d, v0, v1, lin_.q.data(), lin_.scale.data(), n_out,
+                      h->row_scale.data(), logits, V);
     });
   } else {
   pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int thread) {

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/fp16.h"
@@ -93,8 +96,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->bind();
   m->pack_ternary();
   m->file_->release_metadata();  // parsed (the vocabulary has its own copy): not needed in memory
-  if (opts.lm_head_q8) {
-    m->quantize_head();
+  if (opts.lm_head != LmHead::Stored) {
+    m->quantize_head(opts.lm_head, opts.n_threads);
   } else {
     m->copy_head();
   }
@@ -260,21 +263,70 @@ void Model::copy_head() {
   if (tied) token_embd.data = head_copy_.data();
 }
 
-void Model::quantize_head() {
-  const int64_t V = config_.vocab_size, d = config_.dim;
-  q8_head = std::make_unique<Q8Head>();
-  q8_head->w.resize(size_t(V) * d);
-  q8_head->row_scale.resize(V);
-  std::vector<float> row(d);
-  for (int64_t v = 0; v < V; ++v) {
-    kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row.data());
-    float amax = 0;
-    for (float x : row) amax = std::max(amax, std::fabs(x));
-    const float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-    q8_head->row_scale[v] = scale;
-    for (int64_t k = 0; k < d; ++k)
-      q8_head->w[size_t(v) * d + k] = static_cast<int8_t>(std::clamp(std::lround(row[k] * inv), -127L, 127L));
+const char* lm_head_name(LmHead h) {
+  switch (h) {
+    case LmHead::Q8: return "q8";
+    case LmHead::Q6: return "q6";
+    case LmHead::Q4: return "q4";
+    default: return "f16";
   }
+}
+
+std::optional<LmHead> parse_lm_head(std::string_view name) {
+  for (LmHead h : {LmHead::Stored, LmHead::Q8, LmHead::Q6, LmHead::Q4})
+    if (name == lm_head_name(h)) return h;
+  return std::nullopt;
+}
+
+// Rows are independent, so threads quantize disjoint ranges (2B-4T: 128256 rows of 2560).
+void Model::quantize_head(LmHead format, int32_t n_threads) {
+  const int64_t V = config_.vocab_size, d = config_.dim;
+  const int bits = format == LmHead::Q8 ? 8 : format == LmHead::Q6 ? 6 : 4;
+  if (bits != 8 && !kernels::qhead_fits(d))
+    fail("{}: --lm-head {} needs a model width that is a multiple of 64 and at most {}; this model's is {} "
+         "(use q8 or f16)", file_->path(), lm_head_name(format), kernels::kQheadMaxK, d);
+  auto h = std::make_unique<QuantHead>();
+  h->bits = bits;
+  h->row_bytes = bits == 8 ? size_t(d) : kernels::qhead_row_bytes(bits, d);
+  h->w = PageBuffer(h->row_bytes * V);
+  h->row_scale.resize(V);
+  auto rows = [&](int64_t v0, int64_t v1) {
+    std::vector<float> row(d);
+    for (int64_t v = v0; v < v1; ++v) {
+      kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row.data());
+      uint8_t* out = h->w.data() + size_t(v) * h->row_bytes;
+      if (bits != 8) {
+        h->row_scale[v] = kernels::quantize_qhead_row(bits, row.data(), d, out);
+        continue;
+      }
+      float amax = 0;
+      for (float x : row) amax = std::max(amax, std::fabs(x));
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+      h->row_scale[v] = amax / 127.0f;
+      for (int64_t k = 0; k < d; ++k)
+        out[k] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(std::lround(row[k] * inv), -127L, 127L)));
+    }
+  };
+  const int64_t n = std::clamp<int64_t>(n_threads > 0 ? n_threads : std::thread::hardware_concurrency(), 1, 64);
+  std::vector<std::thread> threads;
+  std::exception_ptr error;
+  std::mutex error_mu;
+  for (int64_t i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        rows(V * i / n, V * (i + 1) / n);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        error = std::current_exception();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+  quant_head = std::move(h);
+  // The float head was read once, whole: its file pages go back (a tied head's embedding rows are read back
+  // one at a time as tokens need them).
+  const GgufTensorInfo* t = file_->tensor(output.data == token_embd.data ? "token_embd.weight" : "output.weight");
+  if (t && output.data == t->data) file_->release(*t);
 }
 
 const Linear* Model::find_linear(std::string_view name) const {

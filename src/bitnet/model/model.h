@@ -3,9 +3,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "bitnet/base/page_buffer.h"
 #include "bitnet/format/gguf.h"
 #include "bitnet/model/arch.h"
 #include "bitnet/model/weights.h"
@@ -18,19 +21,34 @@ enum class ActQuant {
   PerToken,  // also for F32/F16/BF16 layers (exactly ternary float weights then run the integer path)
 };
 
+// The LM head as the file stores it, or quantized at load for generation (fewer bytes read per token;
+// logits change slightly: README "LM head formats").
+enum class LmHead {
+  Stored,  // as in the file (F16 for the 2B-4T)
+  Q8,      // int8 rows, one float scale per row
+  Q6,      // 6-bit rows with 8-bit block scales (kernels.h, qhead_*)
+  Q4,      // 4-bit rows with 8-bit block scales
+};
+// "f16" (Stored), "q8", "q6", "q4"; parse_lm_head is nullopt for anything else.
+const char* lm_head_name(LmHead h);
+std::optional<LmHead> parse_lm_head(std::string_view name);
+
 struct LoadOptions {
   ActQuant act_quant = ActQuant::Auto;
-  // Quantize the LM head to int8 at load (one scale per row; activations quantized per token like
-  // BitLinear's). Halves the head's bytes per decoded token; changes logits slightly (README).
-  bool lm_head_q8 = false;
+  LmHead lm_head = LmHead::Stored;
+  // Threads that quantize the LM head at load (0: every core).
+  int32_t n_threads = 0;
   // Build the tokenizer from the file's vocabulary (an unsupported one is then an error). Off for tools
   // that only need weights (bitnet matmul).
   bool tokenizer = true;
 };
 
-// The LM head as int8 rows: [vocab][dim] values in [-127, 127] with one float scale per row.
-struct Q8Head {
-  std::vector<int8_t> w;
+// A quantized LM head: [vocab] rows of row_bytes (int8 values for 8 bits, kernels.h's qhead layout for 6 and
+// 4) with one float scale per row. Activations are quantized per token as BitLinear's.
+struct QuantHead {
+  int bits = 8;
+  size_t row_bytes = 0;
+  PageBuffer w;
   std::vector<float> row_scale;
 };
 
@@ -63,7 +81,7 @@ class Model {
   FloatWeights output;            // [vocab][dim]; token_embd when tied
   const float* output_norm = nullptr;
   std::vector<LayerWeights> layers;
-  std::unique_ptr<Q8Head> q8_head;  // set with LoadOptions::lm_head_q8
+  std::unique_ptr<QuantHead> quant_head;  // set unless LoadOptions::lm_head is Stored
 
   // The linear layer bound to a GGUF tensor name ("blk.3.ffn_up.weight"), or nullptr.
   const Linear* find_linear(std::string_view name) const;
@@ -72,7 +90,7 @@ class Model {
   Model() = default;
   void bind();
   void pack_ternary();
-  void quantize_head();
+  void quantize_head(LmHead format, int32_t n_threads);
   void copy_head();
   void load_tokenizer();
   Linear bind_linear(const std::string& name, int64_t rows, int64_t cols);
