@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <utility>
 
@@ -562,15 +563,35 @@ TEST(ThreadPool, WorkersShareLoadWhenIdle) {
 }
 
 TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
-  ThreadPool pool(3);
-  for (int64_t n : {0, 1, 5, 16, 17, 1000, 128256}) {
-    std::vector<std::atomic<int>> seen(n);
-    pool.parallel_for(n, 16, [&](int64_t b, int64_t e, int) {
-      EXPECT_EQ(b % 16, 0);
-      EXPECT_TRUE(e - b >= 16 || e == n);
-      for (int64_t i = b; i < e; ++i) seen[i].fetch_add(1);
+  for (int threads : {2, 3, 5, 20})  // 20: more shares than the pool keeps on the stack
+    for (int64_t grain : {1, 16})
+      for (int64_t n : {0, 1, 5, 16, 17, 48, 1000, 128256}) {
+        ThreadPool pool(threads);
+        std::vector<std::atomic<int>> seen(n);
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e, int) {
+          EXPECT_EQ(b % grain, 0);
+          EXPECT_TRUE(e - b >= grain || e == n);
+          EXPECT_LT(b, e);
+          for (int64_t i = b; i < e; ++i) seen[i].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i].load(), 1) << threads << " " << n << " " << i;
+      }
+}
+
+// Each thread walks its own share forward: the chunks the caller takes from share 0 come in increasing order
+// and start at 0 (the caller always runs, so share 0 is begun by it unless a worker finished first and stole).
+TEST(ThreadPool, ParallelForWalksSharesForward) {
+  ThreadPool pool(2);
+  for (int rep = 0; rep < 20; ++rep) {
+    std::vector<int64_t> mine;
+    std::mutex mu;
+    pool.parallel_for(4096, 16, [&](int64_t b, int64_t, int i) {
+      if (i != 0 || b >= 2048) return;
+      std::lock_guard<std::mutex> lock(mu);
+      mine.push_back(b);
     });
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i].load(), 1) << n << " " << i;
+    ASSERT_FALSE(mine.empty());
+    EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
   }
 }
 

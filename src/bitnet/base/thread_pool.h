@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -31,21 +32,36 @@ class ThreadPool {
   }
 
   // Calls fn(begin, end, thread_index) over chunks covering [0, n) exactly once. Chunks are multiples of
-  // `grain`, handed out through an atomic counter, so threads finish together whatever their speed.
+  // `grain`. Thread i owns the i-th contiguous share of [0, n) and takes its chunks front to back, so each
+  // thread reads one forward stream of rows (a hardware prefetcher's best case; chunks dealt round-robin
+  // made every thread jump between four places per matrix and decoded ~5 % slower); a thread done with its
+  // share takes the next chunks of the others' shares, so threads still finish together whatever their
+  // speed, and a worker that missed the job leaves nothing undone.
   template <typename F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
-    const int64_t per = (n + int64_t(n_threads_) * 4 - 1) / (int64_t(n_threads_) * 4);
+    const int64_t nt = n_threads_;
+    const int64_t per = (n + nt * 8 - 1) / (nt * 8);
     const int64_t chunk = std::max<int64_t>(grain, (per + grain - 1) / grain * grain);
-    if (n <= chunk) {  // one chunk: the caller does it without waking anyone
+    if (n <= chunk || nt == 1) {  // one chunk or one thread: the caller does it without waking anyone
       fn(int64_t(0), n, 0);
       return;
     }
-    std::atomic<int64_t> next{0};
+    Share local[kLocalShares];
+    std::unique_ptr<Share[]> heap;
+    Share* shares = local;
+    if (nt > kLocalShares) heap.reset(new Share[nt]), shares = heap.get();
+    for (int64_t i = 0; i < nt; ++i) {
+      shares[i].next.store(n * i / nt / grain * grain, std::memory_order_relaxed);
+      shares[i].end = i + 1 == nt ? n : n * (i + 1) / nt / grain * grain;
+    }
     run([&](int i) {
-      for (int64_t b = next.fetch_add(chunk, std::memory_order_relaxed); b < n;
-           b = next.fetch_add(chunk, std::memory_order_relaxed))
-        fn(b, std::min(b + chunk, n), i);
+      for (int64_t k = 0; k < nt; ++k) {
+        Share& sh = shares[(i + k) % nt];
+        for (int64_t b = sh.next.fetch_add(chunk, std::memory_order_relaxed); b < sh.end;
+             b = sh.next.fetch_add(chunk, std::memory_order_relaxed))
+          fn(b, std::min(b + chunk, sh.end), i);
+      }
     });
   }
 
@@ -53,6 +69,13 @@ class ThreadPool {
   static int default_threads();
 
  private:
+  // One thread's share of a parallel_for: the next unclaimed index and the end (own cache line each).
+  struct alignas(64) Share {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  static constexpr int kLocalShares = 16;
+
   using Task = void (*)(void*, int);
   void dispatch(Task task, void* ctx);
   void worker(int index);
