@@ -35,15 +35,14 @@ class ThreadPool {
   // `grain`. Thread i owns the i-th contiguous share of [0, n) and takes its chunks front to back, so each
   // thread reads one forward stream of rows (a hardware prefetcher's best case; chunks dealt round-robin
   // made every thread jump between four places per matrix and decoded ~5 % slower); a thread done with its
-  // share takes the next chunks of the others' shares, so threads still finish together whatever their
-  // speed, and a worker that missed the job leaves nothing undone.
+  // share takes chunks of the others' shares, so threads still finish together whatever their speed, and a
+  // worker that missed the job leaves nothing undone. A claim takes a quarter of what is left of a share
+  // (at least `grain`), so the last chunks are small and a thread seldom waits long for the other at the end.
   template <typename F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
     const int64_t nt = n_threads_;
-    const int64_t per = (n + nt * 8 - 1) / (nt * 8);
-    const int64_t chunk = std::max<int64_t>(grain, (per + grain - 1) / grain * grain);
-    if (n <= chunk || nt == 1) {  // one chunk or one thread: the caller does it without waking anyone
+    if (n <= grain || nt == 1) {  // one chunk or one thread: the caller does it without waking anyone
       fn(int64_t(0), n, 0);
       return;
     }
@@ -58,9 +57,13 @@ class ThreadPool {
     run([&](int i) {
       for (int64_t k = 0; k < nt; ++k) {
         Share& sh = shares[(i + k) % nt];
-        for (int64_t b = sh.next.fetch_add(chunk, std::memory_order_relaxed); b < sh.end;
-             b = sh.next.fetch_add(chunk, std::memory_order_relaxed))
-          fn(b, std::min(b + chunk, sh.end), i);
+        int64_t b = sh.next.load(std::memory_order_relaxed);
+        while (b < sh.end) {
+          const int64_t size = std::max(grain, ((sh.end - b) / 4 + grain - 1) / grain * grain);
+          if (!sh.next.compare_exchange_weak(b, b + size, std::memory_order_relaxed)) continue;  // b reloaded
+          fn(b, std::min(b + size, sh.end), i);
+          b = sh.next.load(std::memory_order_relaxed);
+        }
       }
     });
   }
