@@ -79,8 +79,12 @@ struct Test {
   int32_t drafted = 0, accepted = 0, passes = 0, generated = 0;  // summed over repetitions (reuse tasks)
   Series series;
   ForwardProfile profile;
-  double read_gb_s = 0;        // --roofline: bandwidth measured with these threads
+  double read_gb_s = 0;        // --roofline: a 1 GiB stream read with these threads, once per thread count
   uint64_t bytes_per_token = 0;  // tg: what one generated token reads
+  // --roofline, tg: per repetition, the model's own weights read the way decoding reads them (after every
+  // step: RooflineClock), and that repetition's speed as a fraction of the speed it allows.
+  std::vector<double> weights_gb_s, fractions;
+  uint64_t weights_bytes = 0;  // what one read of the weights read
 
   std::string label() const {  // "pp512 @ d2048, 2 threads"
     return name() + ", " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
@@ -90,7 +94,45 @@ struct Test {
            (parallel > 1 ? " x" + std::to_string(parallel) : "") + (depth > 0 ? " @ d" + std::to_string(depth) : "") +
            (task.empty() ? "" : " " + task);  // "tg9 verify": passes of 9 tokens (per second)
   }
-  double roofline_tok_s() const { return read_gb_s > 0 && bytes_per_token ? read_gb_s * 1e9 / double(bytes_per_token) : 0; }
+  static double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  double weights_gb_s_median() const { return median(weights_gb_s); }
+  double roofline_tok_s() const {
+    const double bw = weights_gb_s.empty() ? read_gb_s : weights_gb_s_median();
+    return bw > 0 && bytes_per_token ? bw * 1e9 / double(bytes_per_token) : 0;
+  }
+  double fraction() const {
+    return !fractions.empty() ? median(fractions) : roofline_tok_s() > 0 ? series.mean() / roofline_tok_s() : 0;
+  }
+};
+
+// --roofline: decoding steps with a read of the weights after each (Forward::read_weights: what the step read,
+// read the way it reads it), so both sample the same moments of a memory bus that other machines share. `step`
+// runs one decoding step; returns its seconds and adds the reads' to t's series (bandwidth, and this
+// repetition's fraction of the speed it allows: `tokens` per step over bytes_per_token each).
+struct RooflineClock {
+  double step_s = 0, read_s = 0;
+  uint64_t read_bytes = 0, reads = 0;
+  template <typename Step>
+  void run(Session& s, Step&& step) {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    step();
+    const auto t1 = Clock::now();
+    read_bytes += s.read_weights();
+    ++reads;
+    step_s += std::chrono::duration<double>(t1 - t0).count();
+    read_s += std::chrono::duration<double>(Clock::now() - t1).count();
+  }
+  void record(Test& t, double tokens) const {
+    const double gb_s = read_bytes / read_s / 1e9;
+    t.weights_gb_s.push_back(gb_s);
+    t.weights_bytes = read_bytes / reads;
+    if (t.bytes_per_token) t.fractions.push_back(tokens / step_s * double(t.bytes_per_token) / (gb_s * 1e9));
+  }
 };
 
 // The reuse task's text: a passage of Emma from the shared data (a fixed one when that is absent), then
@@ -148,8 +190,9 @@ Action register_bench(CLI::App& app) {
   app.add_flag("--json", o->json, "Machine-readable output");
   app.add_flag("--profile", o->profile, "Also report where the time goes (linear layers, LM head, attention, rest)");
   app.add_flag("--roofline", o->roofline,
-               "Also measure memory read bandwidth with the same threads and the decode speed it allows "
-               "(bytes read per generated token / bandwidth)");
+               "Also measure memory read bandwidth and the decode speed it allows (bytes read per generated token / "
+               "bandwidth): the model's weights read the way decoding reads them (same threads, jobs and row split), "
+               "after every decoding step, and a 1 GiB stream read");
   app.add_flag("--lookup", o->lookup,
                "Also a reuse task (repeat a quoted passage) for each -n, generated greedily with plain decoding and "
                "with prompt lookup: speeds, drafts accepted, tokens per pass");
@@ -261,9 +304,17 @@ Action register_bench(CLI::App& app) {
             s.truncate(depth);
             s.eval({tok(rng)}, nullptr, &last);  // the first token's logits: generation starts after it
             if (o->profile && r >= 0) s.set_profile(&t.profile);
-            const auto t0 = Clock::now();
-            for (int32_t i = 0; i < n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
-            const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+            double sec = 0;
+            if (o->roofline) {
+              RooflineClock rc;
+              for (int32_t i = 0; i < n_gen; ++i) rc.run(s, [&] { s.eval({tok(rng)}, nullptr, &last); });
+              sec = rc.step_s;
+              if (r >= 0) rc.record(t, n_gen);
+            } else {
+              const auto t0 = Clock::now();
+              for (int32_t i = 0; i < n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
+              sec = std::chrono::duration<double>(Clock::now() - t0).count();
+            }
             s.set_profile(nullptr);
             if (r >= 0) t.series.tps.push_back(n_gen / sec);
           }
@@ -297,9 +348,17 @@ Action register_bench(CLI::App& app) {
             for (int r = -1; r < o->reps; ++r) {
               step(depth);
               if (o->profile && r >= 0) s.set_profile(&t.profile);
-              const auto t0 = Clock::now();
-              for (int32_t i = 0; i < n_gen; ++i) step(depth + 1 + i);
-              const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+              double sec = 0;
+              if (o->roofline) {
+                RooflineClock rc;
+                for (int32_t i = 0; i < n_gen; ++i) rc.run(s, [&] { step(depth + 1 + i); });
+                sec = rc.step_s;
+                if (r >= 0) rc.record(t, double(n_gen) * par);
+              } else {
+                const auto t0 = Clock::now();
+                for (int32_t i = 0; i < n_gen; ++i) step(depth + 1 + i);
+                sec = std::chrono::duration<double>(Clock::now() - t0).count();
+              }
               s.set_profile(nullptr);
               if (r >= 0) t.series.tps.push_back(double(n_gen) * par / sec);
             }
@@ -378,10 +437,12 @@ Action register_bench(CLI::App& app) {
           j["speculative"] = {{"drafted", t.drafted}, {"accepted", t.accepted}, {"passes", t.passes},
                               {"tokens", t.generated}, {"draft_max", o->draft_max}};
         if (o->roofline && t.n_gen > 0 && t.task.empty())
-          j["roofline"] = {{"read_gb_s", t.read_gb_s},
+          j["roofline"] = {{"weights_gb_s", t.weights_gb_s_median()}, {"weights_gb_s_samples", t.weights_gb_s},
+                           {"weights_bytes", t.weights_bytes},
+                           {"stream_gb_s", t.read_gb_s},
                            {"bytes_per_token", t.bytes_per_token},
                            {"tg_tok_s", t.roofline_tok_s()},
-                           {"tg_fraction", t.roofline_tok_s() > 0 ? t.series.mean() / t.roofline_tok_s() : 0.0}};
+                           {"tg_fraction", t.fraction()}};
         list.push_back(std::move(j));
       }
       const nlohmann::ordered_json out{{"model", path},     {"arch", arch},           {"model_bytes", bytes},
@@ -426,9 +487,10 @@ Action register_bench(CLI::App& app) {
                     100 * p.attention_ms / p.total_ms, 100 * rest / p.total_ms, p.total_ms / p.calls);
       }
       if (o->roofline && t.n_gen > 0 && t.roofline_tok_s() > 0)
-        std::printf("%s, memory roofline: %.1f GB/s read, %.3f GB per generated token -> %.1f tok/s, reached %ld %%\n",
-                    t.label().c_str(), t.read_gb_s, t.bytes_per_token / 1e9, t.roofline_tok_s(),
-                    std::lround(100 * t.series.mean() / t.roofline_tok_s()));
+        std::printf("%s, memory roofline: the weights read as decoding reads them at %.1f GB/s (a 1 GiB stream: %.1f), "
+                    "%.3f GB per generated token -> %.1f tok/s, reached %ld %%\n",
+                    t.label().c_str(), t.weights_gb_s_median(), t.read_gb_s, t.bytes_per_token / 1e9, t.roofline_tok_s(),
+                    std::lround(100 * t.fraction()));
     }
     return 0;
   };

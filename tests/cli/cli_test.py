@@ -158,9 +158,16 @@ class Cli(unittest.TestCase):
             self.assertEqual(p["calls"], 2 * (1 if t["n_prompt"] else t["n_gen"]), t)  # one eval per pp, per tg token
             if t["n_gen"]:
                 rf = t["roofline"]
-                self.assertGreater(rf["read_gb_s"], 0)
-                # Bytes per generated token: the model (tied head read once) plus the K/V rows of the context.
+                self.assertGreater(rf["stream_gb_s"], 0)
+                # The weights read as decoding reads them, after every step of each repetition.
+                self.assertEqual(len(rf["weights_gb_s_samples"]), 2)
+                self.assertTrue(all(v > 0 for v in rf["weights_gb_s_samples"]))
+                self.assertGreater(rf["tg_fraction"], 0)
+                # Bytes per generated token: the model (tied head read once) plus the K/V rows of the context; the
+                # weights read are all of it but the K/V rows and the embedding row and norms (a few KB).
                 self.assertGreater(rf["bytes_per_token"], 0.5 * j["model_bytes"])
+                self.assertLessEqual(rf["weights_bytes"], rf["bytes_per_token"])
+                self.assertGreater(rf["weights_bytes"], 0.9 * rf["bytes_per_token"] if t["n_depth"] == 0 else 0)
             else:
                 self.assertNotIn("roofline", t)
         with_depth = {t["test"]: t["roofline"]["bytes_per_token"] for t in j["tests"] if t["n_gen"] and t["threads"] == 1}

@@ -159,7 +159,7 @@ TEST(Kernels, TernaryGemmMatchesDecodedWeights) {
 TEST(Kernels, Int8GemmBitExact) {
   std::mt19937 rng(11);
   for (int64_t K : {64, 100, 256, 2560})
-  for (int64_t T : {1, 3, 4, 9}) {  // token blocks of 4 in the AVX-512 table: whole, partial, several
+  for (int64_t T : {1, 3, 4, 9, 70}) {  // token blocks of 8 and chunks of 64 in the AVX-512 table
     const int64_t M = 19;
     std::vector<int8_t> w(M * K), q(T * K);
     for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
@@ -411,7 +411,7 @@ TEST(Kernels, GemmF16BitExact) {
   std::mt19937 rng(12);
   std::normal_distribution<float> nd;
   for (int64_t K : {64, 100, 2560})
-  for (int64_t T : {1, 3, 4, 9}) {  // token blocks of 4 in the AVX-512 table: whole, partial, several
+  for (int64_t T : {1, 3, 4, 9, 70}) {  // token blocks of 4 in the AVX-512 table: whole, partial, several (70: many)
     const int64_t M = 21;
     std::vector<uint16_t> w(M * K);
     for (auto& v : w) v = f32_to_fp16(nd(rng));

@@ -53,6 +53,8 @@ class Session {
   int32_t n_seq() const { return cache_->n_seq(); }
   void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
   void set_profile(ForwardProfile* p) { forward_->set_profile(p); }
+  // Forward::read_weights: what one decoded token reads from the weights, read the way decoding reads it.
+  uint64_t read_weights() { return forward_->read_weights(); }
 
  private:
   std::unique_ptr<Model> model_;

@@ -1,6 +1,7 @@
 #include "bitnet/model/forward.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -132,6 +133,49 @@ void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*
       off += L->rows;
     }
   });
+}
+
+uint64_t Forward::read_weights() {
+  const kernels::KernelTable& kt = kernels::active();
+  std::atomic<uint64_t> sink{0};
+  uint64_t bytes = 0;
+  // Bytes of rows [m0, m1) of a linear layer: rows are contiguous in every layout, and a panel layout's
+  // last, padded panel ends the matrix.
+  auto row_offset = [](const Linear& L, int64_t m) -> uint64_t {
+    if (!L.ternary) return uint64_t(m) * L.flt.row_bytes;
+    if (m == L.rows) return kernels::ternary_layout_bytes(L.tern.layout, L.rows, L.cols);
+    return uint64_t(m) * L.cols / 4;
+  };
+  // One job per group, as linear_group runs q/k/v and gate/up (and linear the others), grain 16.
+  auto job = [&](std::initializer_list<const Linear*> group) {
+    int64_t total = 0;
+    for (const Linear* L : group) total += L->rows, bytes += row_offset(*L, L->rows);
+    pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
+      uint64_t s = 0;
+      int64_t off = 0;
+      for (const Linear* L : group) {
+        const int64_t m0 = std::max(b, off) - off, m1 = std::min(e, off + L->rows) - off;
+        const uint8_t* base = L->ternary ? L->tern.codes : L->flt.data;
+        if (m0 < m1) s += kt.read_sum(base + row_offset(*L, m0), row_offset(*L, m1) - row_offset(*L, m0));
+        off += L->rows;
+      }
+      sink.fetch_add(s, std::memory_order_relaxed);
+    });
+  };
+  for (const LayerWeights& L : m_.layers) {
+    job({&L.wq, &L.wk, &L.wv});
+    job({&L.wo});
+    job({&L.w_gate, &L.w_up});
+    job({&L.w_down});
+  }
+  const int64_t V = c_.vocab_size;
+  const uint8_t* head = m_.quant_head ? m_.quant_head->w.data() : m_.output.data;
+  const size_t row_bytes = m_.quant_head ? m_.quant_head->row_bytes : m_.output.row_bytes;
+  bytes += uint64_t(V) * row_bytes;
+  pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
+    sink.fetch_add(kt.read_sum(head + v0 * row_bytes, (v1 - v0) * row_bytes), std::memory_order_relaxed);
+  });
+  return bytes;  // (the sums are not used: the reads happen in calls through the kernel table)
 }
 
 void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {

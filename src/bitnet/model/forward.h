@@ -45,6 +45,11 @@ class Forward {
   void eval(const std::vector<BatchToken>& batch, float* logits);
   void set_trace(TraceSink* sink) { trace_ = sink; }
   void set_profile(ForwardProfile* p) { profile_ = p; }
+  // Reads every weight byte a one-token eval reads (each layer's linear layers, the LM head as held) with
+  // eval's jobs, thread pool and row split, doing nothing with them: the memory roofline of decoding as
+  // decoding reads memory (`bitnet bench --roofline`). Returns the bytes read (norm vectors and the
+  // embedding row, a few KB, are left out).
+  uint64_t read_weights();
   int32_t max_batch() const { return max_batch_; }
 
  private:
