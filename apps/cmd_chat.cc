@@ -13,7 +13,7 @@
 
 namespace bitnet::cli {
 
-void print_timings(const GenerateResult& r);
+void print_timings(const GenerateResult& r, LmHead head);
 
 Action register_chat(CLI::App& app) {
   struct Opts {
@@ -24,6 +24,7 @@ Action register_chat(CLI::App& app) {
     bool timings = false;
   };
   auto o = std::make_shared<Opts>();
+  o->model.lm_head = "auto";  // generation: the 6-bit head (README "LM head formats"); eval/perplexity keep the file's
   o->model.add(app);
   o->sampling.add(app);
   o->spec.add(app);
@@ -75,7 +76,7 @@ Action register_chat(CLI::App& app) {
       std::fputc('\n', stdout);
       std::fflush(stdout);
       history.push_back({"assistant", r.text});
-      if (o->timings) print_timings(r);
+      if (o->timings) print_timings(r, s.model().lm_head());
     }
     return 0;
   };

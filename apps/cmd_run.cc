@@ -10,11 +10,12 @@
 
 namespace bitnet::cli {
 
-void print_timings(const GenerateResult& r) {
+void print_timings(const GenerateResult& r, LmHead head) {
   const double gen_tps = r.gen_ms > 0 ? r.tokens.size() * 1000.0 / r.gen_ms : 0;
   const double pp_tps = r.prompt_ms > 0 ? r.n_prompt * 1000.0 / r.prompt_ms : 0;
   std::fprintf(stderr, "\nbitnet: prompt %d tokens in %.1f ms (%.1f tok/s); generated %zu tokens in %.1f ms (%.1f tok/s); "
-               "stop: %s\n", r.n_prompt, r.prompt_ms, pp_tps, r.tokens.size(), r.gen_ms, gen_tps, r.stop_reason.c_str());
+               "stop: %s; LM head %s\n", r.n_prompt, r.prompt_ms, pp_tps, r.tokens.size(), r.gen_ms, gen_tps,
+               r.stop_reason.c_str(), lm_head_name(head));
   if (r.n_drafted > 0)
     std::fprintf(stderr, "bitnet: speculative: %d of %d drafted tokens accepted (%.0f %%), %zu tokens in %d passes "
                  "(%.2f per pass)\n", r.n_accepted, r.n_drafted, 100.0 * r.n_accepted / r.n_drafted, r.tokens.size(),
@@ -30,6 +31,7 @@ Action register_run(CLI::App& app) {
     bool no_bos = false, parse_special = false, json = false;
   };
   auto o = std::make_shared<Opts>();
+  o->model.lm_head = "auto";  // generation: the 6-bit head (README "LM head formats"); eval/perplexity keep the file's
   o->model.add(app);
   o->sampling.add(app);
   o->spec.add(app);
@@ -61,14 +63,15 @@ Action register_run(CLI::App& app) {
       return true;
     });
     if (o->json) {
-      nlohmann::ordered_json j{{"prompt_ids", ids}, {"ids", r.tokens}, {"text", text}, {"stop", r.stop_reason}};
+      nlohmann::ordered_json j{{"prompt_ids", ids}, {"ids", r.tokens}, {"text", text}, {"stop", r.stop_reason},
+                               {"lm_head", lm_head_name(s.model().lm_head())}};
       if (drafter) j["speculative"] = {{"drafter", drafter->name()}, {"drafted", r.n_drafted},
                                        {"accepted", r.n_accepted}, {"passes", r.n_passes}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
       std::fputc('\n', stdout);
     }
-    print_timings(r);
+    print_timings(r, s.model().lm_head());
     return 0;
   };
 }

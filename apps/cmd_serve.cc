@@ -18,6 +18,7 @@ Action register_serve(CLI::App& app) {
     int32_t draft_max = 8;
   };
   auto o = std::make_shared<Opts>();
+  o->model.lm_head = "auto";  // generation: the 6-bit head (README "LM head formats"); eval/perplexity keep the file's
   o->model.add(app);
   app.add_option("--host", o->host, "Address to listen on (loopback by default)")->capture_default_str();
   app.add_option("--port", o->port, "Port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));

@@ -29,9 +29,9 @@ void ModelFlags::add(CLI::App& app) {
 void add_lm_head_option(CLI::App& app, std::string& lm_head) {
   app.add_option("--lm-head", lm_head,
                  "LM head: f16 (as stored) | q8 | q6 | q4 (quantized at load: fewer bytes read per generated token, "
-                 "slightly different logits; README \"LM head formats\")")
+                 "slightly different logits) | auto (q6 for a float head, else as stored); README \"LM head formats\"")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f16", "q8", "q6", "q4"}));
+      ->check(CLI::IsMember({"f16", "q8", "q6", "q4", "auto"}));
 }
 
 void add_hf_option(CLI::App& app, std::string& hf) {

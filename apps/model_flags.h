@@ -18,14 +18,14 @@ struct ModelFlags {
   int32_t threads = 0;
   std::string kv_type = "f16";
   std::string act_quant = "auto";
-  std::string lm_head = "f16";
+  std::string lm_head = "f16";  // generation commands set "auto" before add()
 
   void add(CLI::App& app);
   std::string path() const;  // -m, else -hf (downloaded unless cached), else the default model
   SessionOptions session_options() const;
 };
 
-// Adds --lm-head (f16 | q8 | q6 | q4) bound to `lm_head`.
+// Adds --lm-head (f16 | q8 | q6 | q4 | auto) bound to `lm_head`.
 void add_lm_head_option(CLI::App& app, std::string& lm_head);
 // Adds --hf (spelled -hf too) to a command with its own -m.
 void add_hf_option(CLI::App& app, std::string& hf);

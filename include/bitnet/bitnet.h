@@ -38,7 +38,8 @@ typedef enum {
   BITNET_LM_HEAD_STORED = 0,
   BITNET_LM_HEAD_Q8 = 1, /* int8 rows */
   BITNET_LM_HEAD_Q6 = 2, /* 6-bit rows with 8-bit block scales */
-  BITNET_LM_HEAD_Q4 = 3  /* 4-bit rows with 8-bit block scales */
+  BITNET_LM_HEAD_Q4 = 3, /* 4-bit rows with 8-bit block scales */
+  BITNET_LM_HEAD_AUTO = 4 /* what `bitnet run` uses: q6 for a float head, else as stored */
 } bitnet_lm_head;
 
 typedef struct {

@@ -44,7 +44,7 @@ class Error : public std::runtime_error {
 
 // The LM head as stored, or quantized at load: fewer bytes read per generated token, slightly different logits
 // (README "LM head formats").
-enum class LmHead { Stored, Q8, Q6, Q4 };
+enum class LmHead { Stored, Q8, Q6, Q4, Auto };  // Auto: what `bitnet run` uses (q6 for a float head)
 
 struct Params {
   int32_t n_threads = 0;              // 0: every core this process may use

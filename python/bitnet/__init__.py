@@ -44,7 +44,7 @@ class _Params(ctypes.Structure):
 
 
 # bitnet_lm_head: the LM head as stored ("f16") or quantized at load.
-_LM_HEADS = {"f16": 0, "q8": 1, "q6": 2, "q4": 3}
+_LM_HEADS = {"f16": 0, "q8": 1, "q6": 2, "q4": 3, "auto": 4}
 
 
 class _SampleParams(ctypes.Structure):
@@ -188,7 +188,8 @@ class Model:
 
     def __init__(self, path=None, *, n_threads=0, n_ctx=0, lm_head="f16", lm_head_q8=False):
         """lm_head: "f16" (as stored), "q8", "q6" or "q4" (quantized at load: fewer bytes per generated token,
-        slightly different logits). lm_head_q8=True is the older spelling of lm_head="q8"."""
+        slightly different logits), "auto" (what `bitnet run` uses: q6 for a float head). lm_head_q8=True is the
+        older spelling of lm_head="q8"."""
         lib = _load()
         self._h = None
         self._busy = False  # a generate() iterator is running on this model

@@ -109,8 +109,23 @@ class Module(unittest.TestCase):
         for prompt in ["It is a truth universally acknowledged, that", "And God said,", "Mr. Knightley"]:
             pieces = list(self.m.generate(prompt, 24, temperature=0))
             self.assertGreater(len(pieces), 1)
-            want = cli("run", "-p", prompt, "-n", "24", "--temp", "0", "-t", "1").decode("utf-8")
+            want = cli("run", "-p", prompt, "-n", "24", "--temp", "0", "-t", "1", "--lm-head", "f16").decode("utf-8")
             self.assertEqual(prompt + "".join(pieces) + "\n", want)
+
+    def test_lm_head_formats_equal_bitnet_run(self):
+        # lm_head reaches the engine through the C API: each format gives bitnet run's text with the same head
+        # ("auto", run's default, is q6 for this F16 head).
+        prompt = "It is a truth universally acknowledged, that"
+        texts = {}
+        for head, flag in (("auto", []), ("q4", ["--lm-head", "q4"]), ("f16", ["--lm-head", "f16"])):
+            with bitnet.Model(MODEL, lm_head=head, n_threads=1) as m:
+                got = prompt + "".join(m.generate(prompt, 48, temperature=0)) + "\n"
+            self.assertEqual(got, cli("run", "-p", prompt, "-n", "48", "--temp", "0", "-t", "1", *flag).decode("utf-8"), head)
+            texts[head] = got
+        with bitnet.Model(MODEL, lm_head="q6", n_threads=1) as m:
+            self.assertEqual(prompt + "".join(m.generate(prompt, 48, temperature=0)) + "\n", texts["auto"])
+        with self.assertRaises(ValueError):
+            bitnet.Model(MODEL, lm_head="q5")
 
     def test_leaving_the_iterator_cancels(self):
         prompt = "Emma Woodhouse, handsome, clever, and rich,"

@@ -139,8 +139,9 @@ class Trained(unittest.TestCase):
 
     def test_greedy_matches_pytorch(self):
         for g in self.golden["greedy"]:
+            # The file's F16 head, as PyTorch's (run's default quantizes it: README "LM head formats").
             out = json.loads(run("run", "-m", MODEL, "-p", g["prompt"], "-n", str(len(g["ids"])), "--temp", "0",
-                                 "--json").stdout)
+                                 "--json", "--lm-head", "f16").stdout)
             self.assertEqual(out["prompt_ids"], g["prompt_ids"], g["prompt"])
             self.greedy_check(g, out["ids"])
             self.assertGreaterEqual(len(out["ids"]), 48)
@@ -148,7 +149,8 @@ class Trained(unittest.TestCase):
     def test_default_model_from_any_directory(self):
         env = {k: v for k, v in os.environ.items() if k != "BITNET_MODEL"}
         g = self.golden["greedy"][0]
-        out = json.loads(run("run", "-p", g["prompt"], "-n", "16", "--temp", "0", "--json", cwd="/", env=env).stdout)
+        out = json.loads(run("run", "-p", g["prompt"], "-n", "16", "--temp", "0", "--json", "--lm-head", "f16", cwd="/",
+                             env=env).stdout)
         self.greedy_check({**g, "ids": g["ids"][:16]}, out["ids"])
         info = json.loads(run("inspect", "--json", cwd="/", env=env).stdout)
         self.assertEqual(info["summary"]["architecture"], "bitnet-b1.58")
@@ -210,7 +212,8 @@ class Trained(unittest.TestCase):
             exe = os.path.join(prefix, "bin", "bitnet")
             env = {k: v for k, v in os.environ.items() if k != "BITNET_MODEL"}
             g = self.golden["greedy"][1]
-            q = subprocess.run([exe, "run", "-p", g["prompt"], "-n", "8", "--temp", "0", "--json"], cwd="/", env=env,
+            q = subprocess.run([exe, "run", "-p", g["prompt"], "-n", "8", "--temp", "0", "--json", "--lm-head", "f16"],
+                               cwd="/", env=env,
                                capture_output=True, text=True)
             self.assertEqual(q.returncode, 0, q.stderr)
             self.greedy_check({**g, "ids": g["ids"][:8]}, json.loads(q.stdout)["ids"])

@@ -78,6 +78,7 @@ Engine Engine::load(const std::string& path, const Params& params) {
       case LmHead::Q8: o.lm_head = bitnet::LmHead::Q8; break;
       case LmHead::Q6: o.lm_head = bitnet::LmHead::Q6; break;
       case LmHead::Q4: o.lm_head = bitnet::LmHead::Q4; break;
+      case LmHead::Auto: o.lm_head = bitnet::LmHead::Auto; break;
       default: throw api::Error(ErrorCode::InvalidArgument, "lm_head is not an LmHead value");
     }
     auto impl = std::make_unique<Impl>();

@@ -86,9 +86,9 @@ bitnet_status bitnet_engine_load(const char* path, const bitnet_params* params, 
     if (params) {
       p.n_threads = params->n_threads;
       p.n_ctx = params->n_ctx;
-      if (params->lm_head < BITNET_LM_HEAD_STORED || params->lm_head > BITNET_LM_HEAD_Q4)
+      if (params->lm_head < BITNET_LM_HEAD_STORED || params->lm_head > BITNET_LM_HEAD_AUTO)
         return invalid(("bitnet_engine_load: lm_head " + std::to_string(params->lm_head) +
-                       " is not a bitnet_lm_head (0 to 3)")
+                       " is not a bitnet_lm_head (0 to 4)")
                            .c_str());
       p.lm_head = static_cast<bitnet::api::LmHead>(params->lm_head);
     }

@@ -96,8 +96,15 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->bind();
   m->pack_ternary();
   m->file_->release_metadata();  // parsed (the vocabulary has its own copy): not needed in memory
-  if (opts.lm_head != LmHead::Stored) {
-    m->quantize_head(opts.lm_head, opts.n_threads);
+  LmHead head = opts.lm_head;
+  if (head == LmHead::Auto) {
+    const TensorType t = m->output.type;
+    const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+    head = !is_float ? LmHead::Stored : kernels::qhead_fits(m->config_.dim) ? LmHead::Q6 : LmHead::Q8;
+  }
+  m->lm_head_ = head;
+  if (head != LmHead::Stored) {
+    m->quantize_head(head, opts.n_threads);
   } else {
     m->copy_head();
   }
@@ -268,12 +275,13 @@ const char* lm_head_name(LmHead h) {
     case LmHead::Q8: return "q8";
     case LmHead::Q6: return "q6";
     case LmHead::Q4: return "q4";
+    case LmHead::Auto: return "auto";
     default: return "f16";
   }
 }
 
 std::optional<LmHead> parse_lm_head(std::string_view name) {
-  for (LmHead h : {LmHead::Stored, LmHead::Q8, LmHead::Q6, LmHead::Q4})
+  for (LmHead h : {LmHead::Stored, LmHead::Q8, LmHead::Q6, LmHead::Q4, LmHead::Auto})
     if (name == lm_head_name(h)) return h;
   return std::nullopt;
 }

@@ -28,8 +28,10 @@ enum class LmHead {
   Q8,      // int8 rows, one float scale per row
   Q6,      // 6-bit rows with 8-bit block scales (kernels.h, qhead_*)
   Q4,      // 4-bit rows with 8-bit block scales
+  Auto,    // generation's default: Q6 for a float head (F32, F16, BF16; Q8 where the width does not fit Q6),
+           // a head the file already quantized (Q8_0, Q6_K, ...) as stored
 };
-// "f16" (Stored), "q8", "q6", "q4"; parse_lm_head is nullopt for anything else.
+// "f16" (Stored), "q8", "q6", "q4", "auto"; parse_lm_head is nullopt for anything else.
 const char* lm_head_name(LmHead h);
 std::optional<LmHead> parse_lm_head(std::string_view name);
 
@@ -81,7 +83,9 @@ class Model {
   FloatWeights output;            // [vocab][dim]; token_embd when tied
   const float* output_norm = nullptr;
   std::vector<LayerWeights> layers;
-  std::unique_ptr<QuantHead> quant_head;  // set unless LoadOptions::lm_head is Stored
+  std::unique_ptr<QuantHead> quant_head;  // set unless the head is used as stored
+  // The head in use (LoadOptions::lm_head with Auto resolved).
+  LmHead lm_head() const { return lm_head_; }
 
   // The linear layer bound to a GGUF tensor name ("blk.3.ffn_up.weight"), or nullptr.
   const Linear* find_linear(std::string_view name) const;
@@ -108,6 +112,7 @@ class Model {
   ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
   bool has_vocab_ = false;
+  LmHead lm_head_ = LmHead::Stored;
   bool pre_missing_ = false;
 };
 
