@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 __all__ = ["Model", "ModelInfo", "BitnetError", "library_path", "api_version"]
 
-_SONAME = "libbitnet.so.0.1"
+_SONAME = "libbitnet.so.0.2"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Status codes of bitnet.h.
