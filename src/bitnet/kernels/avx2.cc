@@ -184,7 +184,6 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
 // 32 bytes give elements 0-31 (low nibbles, lanes 0-7) and 32-63 (high nibbles, lanes 8-15); vpmaddubsw + vpmaddwd
 // sum four products per lane (u <= 63 times |q| <= 128, pairs within int16). Exact integers, as the scalar table.
 constexpr int kQheadTokens = 2;
-constexpr int kQheadChunk = 16;
 constexpr int kQheadSupers = kQheadMaxK / 512;
 
 template <int Bits, int NT>
@@ -236,41 +235,19 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
   }
 }
 
+// One token's offsets: 2^(Bits-1) x each block's activation sum (scalar: a small part of the work).
 template <int Bits>
-void qhead_gemm_bits(const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                     const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  const int64_t groups = K / 64;
-  alignas(32) int32_t offs[kQheadChunk][kQheadSupers][16];
-  for (int64_t t0 = 0; t0 < T; t0 += kQheadChunk) {
-    const int64_t nc = T - t0 < kQheadChunk ? T - t0 : kQheadChunk;
-    for (int64_t j = 0; j < nc; ++j)
-      for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s)
-        for (int l = 0; l < 16; ++l) {
-          int32_t sum = 0;
-          for (int64_t i = g0; i < groups && i < g0 + 8; ++i)
-            for (int e = 0; e < 4; ++e) sum += q[(t0 + j) * K + i * 64 + 4 * l + e];
-          offs[j][s][l] = sum * (Bits == 6 ? 32 : 8);
-        }
-    constexpr int64_t kRows = 16;
-    for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
-      const int64_t r1 = m1 - r0 < kRows ? m1 : r0 + kRows;
-      for (int64_t j = 0; j < nc; j += kQheadTokens) {
-        const int nt = nc - j < kQheadTokens ? static_cast<int>(nc - j) : kQheadTokens;
-        const int8_t* qs[kQheadTokens];
-        float* ys[kQheadTokens];
-        for (int u = 0; u < nt; ++u) qs[u] = q + (t0 + j + u) * K, ys[u] = y + (t0 + j + u) * ldy;
-        if (nt == 2) qhead_rows<Bits, 2>(w, row_bytes, groups, r0, r1, qs, offs + j, act_scales + t0 + j, row_scales, ys);
-        else qhead_rows<Bits, 1>(w, row_bytes, groups, r0, r1, qs, offs + j, act_scales + t0 + j, row_scales, ys);
-      }
+inline void qhead_offsets(const int8_t* q, int64_t groups, int32_t (*out)[16]) {
+  for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s)
+    for (int l = 0; l < 16; ++l) {
+      int32_t sum = 0;
+      for (int64_t i = g0; i < groups && i < g0 + 8; ++i)
+        for (int e = 0; e < 4; ++e) sum += q[i * 64 + 4 * l + e];
+      out[s][l] = sum * (1 << (Bits - 1));
     }
-  }
 }
 
-void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  if (bits == 6) qhead_gemm_bits<6>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-  else qhead_gemm_bits<4>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-}
+#include "bitnet/kernels/qhead_driver.inc"
 
 // Eight double lanes in two registers (lanes 0-3, 4-7); see the scalar table.
 double sum_squares(const float* x, int64_t n) {

@@ -584,8 +584,7 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
 // share (offset * the lane's activation sum, computed once per token) is taken off and the lanes are multiplied
 // by their block scales. Integer throughout: the scalar table's result in any order.
 
-constexpr int kQheadTokens = 4;    // tokens sharing each unpacked group
-constexpr int kQheadChunk = 16;    // tokens whose per-block activation sums are kept at once
+constexpr int kQheadTokens = 4;  // tokens sharing each unpacked group
 constexpr int kQheadSupers = kQheadMaxK / 512;
 
 template <int Bits>
@@ -634,47 +633,18 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
   }
 }
 
+// One token's offsets: 2^(Bits-1) x the per-lane sums of its activations in each super-block.
 template <int Bits>
-void qhead_gemm_bits(const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                     const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  const int64_t groups = K / 64;
-  alignas(64) int32_t offs[kQheadChunk][kQheadSupers][16];
+inline void qhead_offsets(const int8_t* q, int64_t groups, int32_t (*out)[16]) {
   const __m512i ones = _mm512_set1_epi8(1);
-  for (int64_t t0 = 0; t0 < T; t0 += kQheadChunk) {
-    const int64_t nc = T - t0 < kQheadChunk ? T - t0 : kQheadChunk;
-    for (int64_t j = 0; j < nc; ++j)
-      for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
-        __m512i sum = _mm512_setzero_si512();
-        for (int64_t i = g0; i < groups && i < g0 + 8; ++i)
-          sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(q + (t0 + j) * K + i * 64));
-        _mm512_store_si512(offs[j][s], _mm512_slli_epi32(sum, Bits == 6 ? 5 : 3));
-      }
-    // Rows outer, tokens inner: a row is read from memory once per chunk and from cache for its other tokens.
-    constexpr int64_t kRows = 16;
-    for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
-      const int64_t r1 = m1 - r0 < kRows ? m1 : r0 + kRows;
-      for (int64_t j = 0; j < nc; j += kQheadTokens) {
-        const int nt = nc - j < kQheadTokens ? static_cast<int>(nc - j) : kQheadTokens;
-        const int8_t* qs[kQheadTokens];
-        float* ys[kQheadTokens];
-        for (int u = 0; u < nt; ++u) qs[u] = q + (t0 + j + u) * K, ys[u] = y + (t0 + j + u) * ldy;
-        const float* as = act_scales + t0 + j;
-        switch (nt) {
-          case 4: qhead_rows<Bits, 4>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
-          case 3: qhead_rows<Bits, 3>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
-          case 2: qhead_rows<Bits, 2>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
-          default: qhead_rows<Bits, 1>(w, row_bytes, groups, r0, r1, qs, offs + j, as, row_scales, ys); break;
-        }
-      }
-    }
+  for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t i = g0; i < groups && i < g0 + 8; ++i) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(q + i * 64));
+    _mm512_store_si512(out[s], _mm512_slli_epi32(sum, Bits - 1));
   }
 }
 
-void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  if (bits == 6) qhead_gemm_bits<6>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-  else qhead_gemm_bits<4>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-}
+#include "bitnet/kernels/qhead_driver.inc"
 
 // exp_canonical (kernels.h) on 16 lanes: the same operations in the same order.
 inline __m512 exp16(__m512 x) {
