@@ -82,7 +82,7 @@ struct Test {
   double read_gb_s = 0;        // --roofline: a 1 GiB stream read with these threads, once per thread count
   uint64_t bytes_per_token = 0;  // tg: what one generated token reads
   // --roofline, tg: per repetition, the model's own weights read the way decoding reads them (after every
-  // step: RooflineClock), and that repetition's speed as a fraction of the speed it allows.
+  // step: timed_steps), and that repetition's speed as a fraction of the speed it allows.
   std::vector<double> weights_gb_s, fractions;
   uint64_t weights_bytes = 0;  // what one read of the weights read
 
@@ -109,31 +109,36 @@ struct Test {
   }
 };
 
-// --roofline: decoding steps with a read of the weights after each (Forward::read_weights: what the step read,
-// read the way it reads it), so both sample the same moments of a memory bus that other machines share. `step`
-// runs one decoding step; returns its seconds and adds the reads' to t's series (bandwidth, and this
-// repetition's fraction of the speed it allows: `tokens` per step over bytes_per_token each).
-struct RooflineClock {
-  double step_s = 0, read_s = 0;
-  uint64_t read_bytes = 0, reads = 0;
-  template <typename Step>
-  void run(Session& s, Step&& step) {
-    using Clock = std::chrono::steady_clock;
+// Runs n decoding steps (step(i), i < n) and returns their seconds. With `roofline`, each step is followed by a
+// read of the weights (Forward::read_weights: what the step read, read the way it reads it), so both sample the
+// same moments of a memory bus that other machines share; when `record`, the reads' bandwidth and this
+// repetition's fraction of the speed it allows (`tokens` per step over bytes_per_token each) go to t.
+template <typename Step>
+double timed_steps(Session& s, int32_t n, bool roofline, bool record, Test& t, double tokens, Step&& step) {
+  using Clock = std::chrono::steady_clock;
+  if (!roofline) {
     const auto t0 = Clock::now();
-    step();
+    for (int32_t i = 0; i < n; ++i) step(i);
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  double step_s = 0, read_s = 0;
+  uint64_t read_bytes = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    step(i);
     const auto t1 = Clock::now();
     read_bytes += s.read_weights();
-    ++reads;
     step_s += std::chrono::duration<double>(t1 - t0).count();
     read_s += std::chrono::duration<double>(Clock::now() - t1).count();
   }
-  void record(Test& t, double tokens) const {
+  if (record && n > 0) {
     const double gb_s = read_bytes / read_s / 1e9;
     t.weights_gb_s.push_back(gb_s);
-    t.weights_bytes = read_bytes / reads;
-    if (t.bytes_per_token) t.fractions.push_back(tokens / step_s * double(t.bytes_per_token) / (gb_s * 1e9));
+    t.weights_bytes = read_bytes / n;
+    if (t.bytes_per_token) t.fractions.push_back(tokens * n / step_s * double(t.bytes_per_token) / (gb_s * 1e9));
   }
-};
+  return step_s;
+}
 
 // The reuse task's text: a passage of Emma from the shared data (a fixed one when that is absent), then
 // its first third again.
@@ -304,17 +309,8 @@ Action register_bench(CLI::App& app) {
             s.truncate(depth);
             s.eval({tok(rng)}, nullptr, &last);  // the first token's logits: generation starts after it
             if (o->profile && r >= 0) s.set_profile(&t.profile);
-            double sec = 0;
-            if (o->roofline) {
-              RooflineClock rc;
-              for (int32_t i = 0; i < n_gen; ++i) rc.run(s, [&] { s.eval({tok(rng)}, nullptr, &last); });
-              sec = rc.step_s;
-              if (r >= 0) rc.record(t, n_gen);
-            } else {
-              const auto t0 = Clock::now();
-              for (int32_t i = 0; i < n_gen; ++i) s.eval({tok(rng)}, nullptr, &last);
-              sec = std::chrono::duration<double>(Clock::now() - t0).count();
-            }
+            const double sec =
+                timed_steps(s, n_gen, o->roofline, r >= 0, t, 1, [&](int32_t) { s.eval({tok(rng)}, nullptr, &last); });
             s.set_profile(nullptr);
             if (r >= 0) t.series.tps.push_back(n_gen / sec);
           }
@@ -348,17 +344,8 @@ Action register_bench(CLI::App& app) {
             for (int r = -1; r < o->reps; ++r) {
               step(depth);
               if (o->profile && r >= 0) s.set_profile(&t.profile);
-              double sec = 0;
-              if (o->roofline) {
-                RooflineClock rc;
-                for (int32_t i = 0; i < n_gen; ++i) rc.run(s, [&] { step(depth + 1 + i); });
-                sec = rc.step_s;
-                if (r >= 0) rc.record(t, double(n_gen) * par);
-              } else {
-                const auto t0 = Clock::now();
-                for (int32_t i = 0; i < n_gen; ++i) step(depth + 1 + i);
-                sec = std::chrono::duration<double>(Clock::now() - t0).count();
-              }
+              const double sec =
+                  timed_steps(s, n_gen, o->roofline, r >= 0, t, par, [&](int32_t i) { step(depth + 1 + i); });
               s.set_profile(nullptr);
               if (r >= 0) t.series.tps.push_back(double(n_gen) * par / sec);
             }

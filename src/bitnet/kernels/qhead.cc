@@ -67,7 +67,7 @@ float quantize_qhead_row(int bits, const float* x, int64_t K, uint8_t* out) {
   const int64_t groups = K / kGroup, supers = (groups + kSuperGroups - 1) / kSuperGroups;
   // 1. Each block's best step: the candidate amax / (h - 1 + c/4), c = 0..5, with the least squared error
   //    (from "every value fits" to "the largest clips by a quarter step" on the negative side's extra code).
-  std::vector<float> step(supers * kLanes, 0.0f);
+  float step[kQheadMaxK / 512 * kLanes] = {};  // on the stack: this runs once per row of the head at load
   float block[kSuperGroups * 4];
   for (int64_t s = 0; s < supers; ++s) {
     const int64_t g0 = s * kSuperGroups, g = std::min<int64_t>(kSuperGroups, groups - g0);
@@ -91,7 +91,7 @@ float quantize_qhead_row(int bits, const float* x, int64_t K, uint8_t* out) {
   }
   // 2. The row's scale makes the largest step 255; each block's step becomes an integer multiple s_l of it,
   //    and the values are quantized again with that step.
-  const float fmax = *std::max_element(step.begin(), step.end());
+  const float fmax = *std::max_element(step, step + supers * kLanes);
   const float d = fmax / 255.0f;
   uint8_t* p = out;
   for (int64_t s = 0; s < supers; ++s) {

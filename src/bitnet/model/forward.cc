@@ -24,6 +24,18 @@ struct Timed {
   }
 };
 
+// The rows [b, e) of a group of matrices taken as one stack of rows (a linear_group job's chunk), as calls
+// fn(matrix, its output, its rows [m0, m1)) for each matrix the range touches.
+template <typename F>
+void for_each_part(std::initializer_list<std::pair<const Linear*, float*>> group, int64_t b, int64_t e, F&& fn) {
+  int64_t off = 0;
+  for (const auto& [L, y] : group) {
+    const int64_t m0 = std::max(b, off) - off, m1 = std::min(e, off + L->rows) - off;
+    if (m0 < m1) fn(*L, y, m0, m1);
+    off += L->rows;
+  }
+}
+
 // Each row of x[T][K] to int8 (absmax) with its scale and sum, into s: the activations of the int8 kernels.
 void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s, ThreadPool& pool) {
   const kernels::KernelTable& kt = kernels::active();
@@ -124,14 +136,10 @@ void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*
   int64_t total = 0;
   for (const auto& [L, y] : group) total += L->rows;
   pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
-    int64_t off = 0;
-    for (const auto& [L, y] : group) {
-      const int64_t m0 = std::max(b, off) - off, m1 = std::min(e, off + L->rows) - off;
-      if (m0 < m1)
-        kt.ternary_gemm(L->tern.codes, K, m0, m1, lin_.q.data(), lin_.sum.data(), lin_.scale.data(), T, L->tern.scale, y,
-                        L->rows);
-      off += L->rows;
-    }
+    for_each_part(group, b, e, [&](const Linear& L, float* y, int64_t m0, int64_t m1) {
+      kt.ternary_gemm(L.tern.codes, K, m0, m1, lin_.q.data(), lin_.sum.data(), lin_.scale.data(), T, L.tern.scale, y,
+                      L.rows);
+    });
   });
 }
 
@@ -147,26 +155,23 @@ uint64_t Forward::read_weights() {
     return uint64_t(m) * L.cols / 4;
   };
   // One job per group, as linear_group runs q/k/v and gate/up (and linear the others), grain 16.
-  auto job = [&](std::initializer_list<const Linear*> group) {
+  auto job = [&](std::initializer_list<std::pair<const Linear*, float*>> group) {
     int64_t total = 0;
-    for (const Linear* L : group) total += L->rows, bytes += row_offset(*L, L->rows);
+    for (const auto& [L, y] : group) total += L->rows, bytes += row_offset(*L, L->rows);
     pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
       uint64_t s = 0;
-      int64_t off = 0;
-      for (const Linear* L : group) {
-        const int64_t m0 = std::max(b, off) - off, m1 = std::min(e, off + L->rows) - off;
-        const uint8_t* base = L->ternary ? L->tern.codes : L->flt.data;
-        if (m0 < m1) s += kt.read_sum(base + row_offset(*L, m0), row_offset(*L, m1) - row_offset(*L, m0));
-        off += L->rows;
-      }
+      for_each_part(group, b, e, [&](const Linear& L, float*, int64_t m0, int64_t m1) {
+        const uint8_t* base = L.ternary ? L.tern.codes : L.flt.data;
+        s += kt.read_sum(base + row_offset(L, m0), row_offset(L, m1) - row_offset(L, m0));
+      });
       sink.fetch_add(s, std::memory_order_relaxed);
     });
   };
   for (const LayerWeights& L : m_.layers) {
-    job({&L.wq, &L.wk, &L.wv});
-    job({&L.wo});
-    job({&L.w_gate, &L.w_up});
-    job({&L.w_down});
+    job({{&L.wq, nullptr}, {&L.wk, nullptr}, {&L.wv, nullptr}});
+    job({{&L.wo, nullptr}});
+    job({{&L.w_gate, nullptr}, {&L.w_up, nullptr}});
+    job({{&L.w_down, nullptr}});
   }
   const int64_t V = c_.vocab_size;
   const uint8_t* head = m_.quant_head ? m_.quant_head->w.data() : m_.output.data;

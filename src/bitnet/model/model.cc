@@ -4,12 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 #include "bitnet/base/error.h"
 #include "bitnet/base/fp16.h"
+#include "bitnet/base/thread_pool.h"
 #include "bitnet/format/dequant.h"
 #include "bitnet/format/ternary.h"
 #include "bitnet/kernels/kernels.h"
@@ -286,7 +284,8 @@ std::optional<LmHead> parse_lm_head(std::string_view name) {
   return std::nullopt;
 }
 
-// Rows are independent, so threads quantize disjoint ranges (2B-4T: 128256 rows of 2560).
+// Rows are independent, so the threads of a pool quantize disjoint ranges (2B-4T: 128256 rows of 2560); nothing
+// in the loop throws (buffers are allocated before it).
 void Model::quantize_head(LmHead format, int32_t n_threads) {
   const int64_t V = config_.vocab_size, d = config_.dim;
   const int bits = format == LmHead::Q8 ? 8 : format == LmHead::Q6 ? 6 : 4;
@@ -298,38 +297,25 @@ void Model::quantize_head(LmHead format, int32_t n_threads) {
   h->row_bytes = bits == 8 ? size_t(d) : kernels::qhead_row_bytes(bits, d);
   h->w = PageBuffer(h->row_bytes * V);
   h->row_scale.resize(V);
-  auto rows = [&](int64_t v0, int64_t v1) {
-    std::vector<float> row(d);
+  ThreadPool pool(n_threads > 0 ? n_threads : ThreadPool::default_threads());
+  std::vector<float> rows(size_t(pool.size()) * d);  // one float row per thread
+  pool.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int thread) {
+    float* row = &rows[size_t(thread) * d];
     for (int64_t v = v0; v < v1; ++v) {
-      kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row.data());
+      kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row);
       uint8_t* out = h->w.data() + size_t(v) * h->row_bytes;
       if (bits != 8) {
-        h->row_scale[v] = kernels::quantize_qhead_row(bits, row.data(), d, out);
+        h->row_scale[v] = kernels::quantize_qhead_row(bits, row, d, out);
         continue;
       }
       float amax = 0;
-      for (float x : row) amax = std::max(amax, std::fabs(x));
+      for (int64_t k = 0; k < d; ++k) amax = std::max(amax, std::fabs(row[k]));
       const float inv = amax > 0 ? 127.0f / amax : 0.0f;
       h->row_scale[v] = amax / 127.0f;
       for (int64_t k = 0; k < d; ++k)
         out[k] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(std::lround(row[k] * inv), -127L, 127L)));
     }
-  };
-  const int64_t n = std::clamp<int64_t>(n_threads > 0 ? n_threads : std::thread::hardware_concurrency(), 1, 64);
-  std::vector<std::thread> threads;
-  std::exception_ptr error;
-  std::mutex error_mu;
-  for (int64_t i = 0; i < n; ++i)
-    threads.emplace_back([&, i] {
-      try {
-        rows(V * i / n, V * (i + 1) / n);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        error = std::current_exception();
-      }
-    });
-  for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  });
   quant_head = std::move(h);
   // The float head was read once, whole: its file pages go back (a tied head's embedding rows are read back
   // one at a time as tokens need them).

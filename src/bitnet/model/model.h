@@ -38,7 +38,7 @@ std::optional<LmHead> parse_lm_head(std::string_view name);
 struct LoadOptions {
   ActQuant act_quant = ActQuant::Auto;
   LmHead lm_head = LmHead::Stored;
-  // Threads that quantize the LM head at load (0: every core).
+  // Threads that quantize the LM head at load (0: ThreadPool::default_threads()).
   int32_t n_threads = 0;
   // Build the tokenizer from the file's vocabulary (an unsupported one is then an error). Off for tools
   // that only need weights (bitnet matmul).
