@@ -608,6 +608,8 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
   constexpr int64_t kGroupBytes = Bits == 6 ? 48 : 32;
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* p = w + m * row_bytes;
+    // The next row's start and 1 KB ahead in this one: without them the q6 head of the 2B-4T shape took 7.0-7.1 ms
+    // per token instead of 5.6-6.1 (3 alternated pairs), unlike the ternary GEMV, which prefetching only slowed.
     _mm_prefetch(reinterpret_cast<const char*>(p + row_bytes), _MM_HINT_T0);
     __m512i acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
