@@ -578,20 +578,45 @@ TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
       }
 }
 
-// Each thread walks its own share forward: the chunks the caller takes from share 0 come in increasing order
-// and start at 0 (the caller always runs, so share 0 is begun by it unless a worker finished first and stole).
+// Each share is claimed front to back: the chunks any one thread takes from a share come in increasing order,
+// and along a share the chunks never grow (a claim is a quarter of what is left, at least the grain). Which
+// thread takes which chunk depends on timing (a fast worker may take all of the caller's share), so only
+// these orders are checked.
 TEST(ThreadPool, ParallelForWalksSharesForward) {
   ThreadPool pool(2);
   for (int rep = 0; rep < 20; ++rep) {
-    std::vector<int64_t> mine;
+    struct Chunk {
+      int64_t b, e;
+      int thread;
+    };
+    std::vector<Chunk> seen;  // in the order claimed by each thread
     std::mutex mu;
-    pool.parallel_for(4096, 16, [&](int64_t b, int64_t, int i) {
-      if (i != 0 || b >= 2048) return;
+    pool.parallel_for(4096, 16, [&](int64_t b, int64_t e, int i) {
       std::lock_guard<std::mutex> lock(mu);
-      mine.push_back(b);
+      seen.push_back({b, e, i});
     });
-    ASSERT_FALSE(mine.empty());
-    EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
+    for (int64_t share_end : {int64_t(2048), int64_t(4096)}) {
+      const int64_t share_begin = share_end - 2048;
+      for (int thread : {0, 1}) {
+        int64_t last = -1;
+        for (const Chunk& c : seen)
+          if (c.thread == thread && c.b >= share_begin && c.b < share_end) {
+            EXPECT_GT(c.b, last);
+            last = c.b;
+          }
+      }
+      std::vector<Chunk> share;
+      for (const Chunk& c : seen)
+        if (c.b >= share_begin && c.b < share_end) share.push_back(c);
+      std::sort(share.begin(), share.end(), [](const Chunk& a, const Chunk& b) { return a.b < b.b; });
+      ASSERT_FALSE(share.empty());
+      EXPECT_EQ(share.front().b, share_begin);
+      EXPECT_EQ(share.back().e, share_end);
+      for (size_t k = 1; k < share.size(); ++k) {
+        EXPECT_EQ(share[k].b, share[k - 1].e);
+        EXPECT_LE(share[k].e - share[k].b, share[k - 1].e - share[k - 1].b);
+      }
+    }
   }
 }
 
