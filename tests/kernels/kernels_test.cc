@@ -47,7 +47,7 @@ TEST(Kernels, ScalarIsAlwaysAvailableAndActiveIsSupported) {
 TEST(Kernels, TernaryGemmBitExact) {
   std::mt19937 rng(5);
   for (int64_t K : {128, 256, 384, 640, 2560, 6912}) {
-    for (int64_t T : {1, 2, 3, 4, 5, 9}) {
+    for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13}) {
       const int64_t M = 37;
       std::vector<uint8_t> codes(M * K / 4);
       for (auto& b : codes) b = static_cast<uint8_t>(rng());  // includes invalid code 3
@@ -88,7 +88,7 @@ TEST(Kernels, TernaryGemmExtremeLongRows) {
   for (int fill : {0, 1, 2}) {
     std::vector<uint8_t> codes(M * K / 4);
     for (auto& b : codes) b = fill == 2 ? static_cast<uint8_t>(rng()) : 0xFF;
-    for (int64_t T : {1, 2, 9}) {
+    for (int64_t T : {1, 2, 3, 4, 9}) {
       std::vector<int8_t> q(T * K);
       for (auto& v : q) v = fill == 0 ? int8_t{-128} : fill == 1 ? int8_t{127} : static_cast<int8_t>(rng());
       std::vector<int32_t> sum(T, 0);
