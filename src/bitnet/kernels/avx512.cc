@@ -311,7 +311,13 @@ void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const
 // Four accumulator registers, named: as one [NQ][4] array GCC kept a copy of every accumulator in memory,
 // stored on each step (16 stores per row, twice the time of the fmas).
 struct Acc4 {
-  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(), c = _mm512_setzero_ps(), d = _mm512_setzero_ps();
+  __m512 a, b, c, d;
+  void load(const float* out, const __mmask16 m[4]) {
+    a = _mm512_maskz_loadu_ps(m[0], out);
+    b = _mm512_maskz_loadu_ps(m[1], out + 16);
+    c = _mm512_maskz_loadu_ps(m[2], out + 32);
+    d = _mm512_maskz_loadu_ps(m[3], out + 48);
+  }
   void fma(__m512 w, __m512 v0, __m512 v1, __m512 v2, __m512 v3) {
     a = _mm512_fmadd_ps(w, v0, a);
     b = _mm512_fmadd_ps(w, v1, b);
@@ -326,11 +332,11 @@ struct Acc4 {
   }
 };
 
-// out_g = sum_j w_g[j] * row_j for NQ <= 4 queries, 64 elements from column c: each row chunk is loaded
-// once for all NQ queries, and each element sees the same fma sequence as axpy over j.
+// out_g += sum_{j in [j0, j1)} w_g[j] * row_j for NQ <= 4 queries, 64 elements from column c: each row chunk is
+// loaded once for all NQ queries, and each element sees the same fma sequence as axpy over j.
 template <bool F16, int NQ>
-void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t hd,
-                    int64_t c, float* out) {
+void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw,
+                    int64_t hd, int64_t c, float* out) {
   static_assert(NQ >= 1 && NQ <= 4);
   __mmask16 m[4];
   for (int r = 0; r < 4; ++r) {
@@ -338,7 +344,11 @@ void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t n, const float*
     m[r] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
   }
   Acc4 x0, x1, x2, x3;
-  for (int64_t j = 0; j < n; ++j) {
+  x0.load(out + c, m);
+  if constexpr (NQ > 1) x1.load(out + hd + c, m);
+  if constexpr (NQ > 2) x2.load(out + 2 * hd + c, m);
+  if constexpr (NQ > 3) x3.load(out + 3 * hd + c, m);
+  for (int64_t j = j0; j < j1; ++j) {
     const uint8_t* row = rows + j * stride;
     const __m512 v0 = load_row16(row, F16, c, m[0]), v1 = load_row16(row, F16, c + 16, m[1]),
                  v2 = load_row16(row, F16, c + 32, m[2]), v3 = load_row16(row, F16, c + 48, m[3]);
@@ -353,18 +363,34 @@ void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t n, const float*
   if constexpr (NQ > 3) x3.store(out + 3 * hd + c, m);
 }
 
+// Rows in blocks of kMixRows, the next block prefetched while one is mixed: every 64-column chunk and group
+// of 4 queries of a block runs before the next block (a row comes from memory once, its other chunks from
+// L1; the partial sums wait in `out`, exactly: a float stored and loaded back). Without the prefetch the
+// hardware alone fetched a head's rows at a quarter of the speed: 2048 positions, head_dim 128, F16, 30
+// layers x 5 heads out of cache, 1 thread, 3 alternated pairs: 12.5-13.3 ms before, 2.8-2.9 ms now (chunk by
+// chunk over all rows with a prefetch per row: 5.9-6.3 ms). The scores kernel reads whole rows and is not
+// helped by a prefetch (it is bound by its arithmetic: 4.6-4.9 ms with one, 4.6-4.8 without).
+constexpr int64_t kMixRows = 32;
+
 template <bool F16>
 void attn_mix_impl(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t nq,
                    int64_t hd, float* out) {
-  for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (16 accumulators), then the rest
-    const float* wg = w + g * ldw;
-    float* og = out + g * hd;
-    for (int64_t c = 0; c < hd; c += 64) switch (nq - g) {
-        case 1: attn_mix_chunk<F16, 1>(rows, stride, n, wg, ldw, hd, c, og); break;
-        case 2: attn_mix_chunk<F16, 2>(rows, stride, n, wg, ldw, hd, c, og); break;
-        case 3: attn_mix_chunk<F16, 3>(rows, stride, n, wg, ldw, hd, c, og); break;
-        default: attn_mix_chunk<F16, 4>(rows, stride, n, wg, ldw, hd, c, og); break;
-      }
+  for (int64_t i = 0; i < nq * hd; ++i) out[i] = 0.0f;
+  const int64_t row_bytes = hd * (F16 ? 2 : 4);
+  for (int64_t j0 = 0; j0 < n; j0 += kMixRows) {
+    const int64_t j1 = n - j0 < kMixRows ? n : j0 + kMixRows;
+    for (int64_t j = j1; j < j1 + kMixRows && j < n; ++j)  // the next block
+      for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(rows + j * stride + b), _MM_HINT_T0);
+    for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (16 accumulators), then the rest
+      const float* wg = w + g * ldw;
+      float* og = out + g * hd;
+      for (int64_t c = 0; c < hd; c += 64) switch (nq - g) {
+          case 1: attn_mix_chunk<F16, 1>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
+          case 2: attn_mix_chunk<F16, 2>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
+          case 3: attn_mix_chunk<F16, 3>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
+          default: attn_mix_chunk<F16, 4>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
+        }
+    }
   }
 }
 
