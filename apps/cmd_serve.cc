@@ -1,6 +1,6 @@
 // bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [--api-key KEY]
-//              [--max-queue N] [--timeout S] [-n MAX_TOKENS] [--chunk N] [--max-body BYTES] [--lookup]: an
-//              OpenAI-compatible server (src/bitnet/server/).
+//              [--max-queue N] [--timeout S] [-n MAX_TOKENS] [--chunk N] [--max-body BYTES]
+//              [--lookup | -md DRAFT.gguf]: an OpenAI-compatible server (src/bitnet/server/).
 #include "bitnet/base/error.h"
 #include "bitnet/server/http_server.h"
 #include "commands.h"
@@ -11,7 +11,7 @@ namespace bitnet::cli {
 Action register_serve(CLI::App& app) {
   struct Opts {
     ModelFlags model;
-    std::string host = "127.0.0.1", api_key;
+    std::string host = "127.0.0.1", api_key, draft_model;
     int port = 8080, parallel = 4, max_queue = 64, timeout = 600, chunk = 128, max_tokens = -1;
     size_t max_body = 8u << 20;
     bool lookup = false, draft_fixed = false;
@@ -38,14 +38,19 @@ Action register_serve(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(-1, 1 << 24));
   app.add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
-  app.add_flag("--lookup", o->lookup, "Speculative decoding with prompt lookup: drafts from each request's own context, "
-               "verified in the batch (same output, faster where text repeats)");
+  auto* lookup = app.add_flag("--lookup", o->lookup, "Speculative decoding with prompt lookup: drafts from each "
+                              "request's own context, verified in the batch (same output, faster where text repeats)");
+  auto* md = app.add_option("--md,--model-draft", o->draft_model,
+                            "Speculative decoding with a draft model of the same vocabulary (-md FILE): it drafts "
+                            "for every decoding request at once, verified in the batch (same output)");
+  lookup->excludes(md);
   app.add_option("--draft-max", o->draft_max, "Drafted tokens per sequence per step")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_flag("--draft-fixed", o->draft_fixed, "Draft in full (default: as many tokens as pay off)");
   return [o]() {
     const SessionOptions so = o->model.session_options();
     ServerOptions s;
     s.model_path = o->model.path();
+    s.draft_model_path = o->draft_model;
     s.load.act_quant = so.act_quant;
     s.load.lm_head = so.lm_head;
     s.load.n_threads = so.n_threads;

@@ -15,6 +15,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -24,6 +25,7 @@ ORACLES = None
 OPENAI_NPM = "openai@6.30.1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 README = os.path.join(HERE, "..", "..", "README.md")
+TRAINED = os.path.join(HERE, "..", "..", "models", "bitnet-austen-5m.gguf")  # the default model's file
 
 
 class Server:
@@ -334,10 +336,11 @@ class Staggered(unittest.TestCase):
 
 
 class Speculative(unittest.TestCase):
-    """--lookup: drafts from each request's context verified inside the batch; every answer equals the same
-    request on a server without it, greedy and seeded, streamed or not, with stop strings and limits."""
+    """--lookup and -md: drafts (from each request's context, or from a draft model for every decoding request
+    at once) verified inside the batch; every answer equals the same request on a server without them, greedy
+    and seeded, streamed or not, with stop strings and limits."""
 
-    def test_lookup_server_equals_plain_server(self):
+    def test_speculative_servers_equal_plain_server(self):
         passage = ("Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, "
                    "seemed to unite some of the best blessings of existence.")
         texts = [passage + " " + passage + " Emma Woodhouse,", "I am sure I am sure I am", PROMPTS[0],
@@ -364,8 +367,10 @@ class Speculative(unittest.TestCase):
             want = [run(plain, b) for b in requests]
         finally:
             plain.stop()
-        for flags in (["--draft-fixed"], []):
-            s = Server("--parallel", "4", "--lookup", *flags)
+        # The draft model is the default model's own file: its greedy drafts are what a greedy request samples
+        # (all kept) and often not what a seeded one does (some rejected).
+        for flags in (["--lookup", "--draft-fixed"], ["--lookup"], ["-md", TRAINED, "--draft-fixed"], ["-md", TRAINED]):
+            s = Server("--parallel", "4", *flags)
             try:
                 got = [None] * len(requests)
 
@@ -383,9 +388,22 @@ class Speculative(unittest.TestCase):
                 s.stop()
             self.assertEqual(got, want, flags)
             self.assertEqual(alone, want, flags)
-            if flags:  # drafting in full: drafts both kept and rejected
+            if "--draft-fixed" in flags:  # drafting in full: drafts both kept and rejected
                 self.assertGreater(accepted, 0)
                 self.assertLess(accepted, drafted)
+
+    def test_draft_model_must_share_the_vocabulary(self):
+        with tempfile.TemporaryDirectory() as d:
+            other = os.path.join(d, "other.gguf")
+            subprocess.run([BITNET, "synth", "-o", other, "--vocab", "tiny"], check=True, capture_output=True)
+            p = subprocess.run([BITNET, "serve", "--port", "0", "-md", other], capture_output=True, text=True,
+                               timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("speculative decoding needs one vocabulary", p.stderr)
+        p = subprocess.run([BITNET, "serve", "--port", "0", "--lookup", "-md", TRAINED], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("excludes", p.stderr)
 
 
 class OpenAIClient(unittest.TestCase):

@@ -25,16 +25,18 @@ std::vector<int32_t> LookupDrafter::draft(const std::vector<int32_t>& c, int32_t
   return {};
 }
 
-ModelDrafter::ModelDrafter(Session& draft, const Session& target) : s_(draft) {
-  const Tokenizer& a = draft.tokenizer();
-  const Tokenizer& b = target.tokenizer();
-  if (draft.n_vocab() != target.n_vocab())
-    fail("the draft model has {} tokens, the model {}: speculative decoding needs one vocabulary", draft.n_vocab(),
-         target.n_vocab());
+void check_same_vocabulary(const Tokenizer& a, int64_t draft_vocab, const Tokenizer& b, int64_t target_vocab) {
+  if (draft_vocab != target_vocab)
+    fail("the draft model has {} tokens, the model {}: speculative decoding needs one vocabulary", draft_vocab,
+         target_vocab);
   for (int32_t id = 0; id < a.n_vocab(); ++id)
     if (a.token_text(id, true) != b.token_text(id, true))
       fail("the draft model's token {} is \"{}\", the model's \"{}\": speculative decoding needs one vocabulary", id,
            a.token_text(id, true), b.token_text(id, true));
+}
+
+ModelDrafter::ModelDrafter(Session& draft, const Session& target) : s_(draft) {
+  check_same_vocabulary(draft.tokenizer(), draft.n_vocab(), target.tokenizer(), target.n_vocab());
 }
 
 std::vector<int32_t> ModelDrafter::draft(const std::vector<int32_t>& context, int32_t max_tokens) {

@@ -30,6 +30,9 @@ class LookupDrafter : public Drafter {
   int32_t ngram_min_, ngram_max_;
 };
 
+// Error unless the draft model's vocabulary is the target's, token for token (speculative decoding compares ids).
+void check_same_vocabulary(const Tokenizer& draft, int64_t draft_vocab, const Tokenizer& target, int64_t target_vocab);
+
 // A smaller model with the same vocabulary drafts greedily in its own session (its cache keeps the context
 // between calls: only the tokens new since the last call are evaluated).
 class ModelDrafter : public Drafter {

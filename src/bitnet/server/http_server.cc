@@ -310,7 +310,7 @@ std::string Server::metrics_text() const {
          m.prompt_tokens_cached);
   scalar("bitnet_generated_tokens_total", "counter", "Generated tokens.", m.generated_tokens);
   scalar("bitnet_batch_steps_total", "counter", "Forward passes of the scheduler.", m.steps);
-  scalar("bitnet_speculative_drafted_total", "counter", "Tokens drafted by prompt lookup (--lookup).", m.drafted_tokens);
+  scalar("bitnet_speculative_drafted_total", "counter", "Tokens drafted for speculative decoding (--lookup or -md).", m.drafted_tokens);
   scalar("bitnet_speculative_accepted_total", "counter", "Drafted tokens kept (equal to the sampled token).",
          m.accepted_tokens);
   auto histogram = [&](const char* name, const char* help, const SchedulerMetrics::Histogram& h) {
@@ -442,7 +442,8 @@ void Server::load() {
   const auto embedded = model->file().get_string("tokenizer.chat_template").value_or("");
   const ChatTemplateChoice choice = detect_chat_template(embedded, model->config().arch_name);
   if (choice.notice) std::fprintf(stderr, "bitnet serve: note: %s\n", choice.notice->c_str());
-  sched_ = std::make_unique<Scheduler>(std::move(model), o_.sched);
+  std::unique_ptr<Model> draft = o_.draft_model_path.empty() ? nullptr : Model::load(o_.draft_model_path, o_.load);
+  sched_ = std::make_unique<Scheduler>(std::move(model), o_.sched, std::move(draft));
   context_.tok = sched_->model().tokenizer();
   context_.chat_template = choice.tmpl;
   context_.n_ctx = sched_->n_ctx();

@@ -21,6 +21,7 @@ namespace bitnet {
 
 struct ServerOptions {
   std::string model_path;
+  std::string draft_model_path;    // non-empty: speculative decoding with this draft model (-md)
   LoadOptions load;
   SchedulerOptions sched;
   std::string host = "127.0.0.1";

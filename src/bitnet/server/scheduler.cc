@@ -79,8 +79,8 @@ void Job::finish(JobResult r) {
   cv_.notify_all();
 }
 
-Scheduler::Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts)
-    : model_(std::move(model)), opts_(opts) {
+Scheduler::Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts, std::unique_ptr<Model> draft)
+    : model_(std::move(model)), opts_(opts), draft_(std::move(draft)) {
   if (!model_->tokenizer()) fail("{}: the model has no vocabulary; the server needs one", model_->file().path());
   if (opts.parallel < 1 || opts.parallel > 256) fail("--parallel {} is outside 1..256", opts.parallel);
   int32_t n_ctx = opts.n_ctx;
@@ -88,10 +88,21 @@ Scheduler::Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts)
   if (n_ctx < 8 || n_ctx > (1 << 20)) fail("-c {} is outside 8..{}", n_ctx, 1 << 20);
   opts_.n_batch = std::clamp(opts.n_batch, opts.parallel, 1 << 16);
   opts_.chunk = std::clamp(opts.chunk, 1, opts_.n_batch);
-  if (opts.lookup && (opts.draft_max < 1 || opts.draft_max > 64)) fail("--draft-max {} is outside 1..64", opts.draft_max);
+  if ((opts.lookup || draft_) && (opts.draft_max < 1 || opts.draft_max > 64))
+    fail("--draft-max {} is outside 1..64", opts.draft_max);
+  if (opts.lookup && draft_) fail("--lookup and a draft model (-md) exclude each other");
+  if (draft_) {
+    if (!draft_->tokenizer()) fail("{}: the draft model has no vocabulary", draft_->file().path());
+    check_same_vocabulary(*draft_->tokenizer(), draft_->config().vocab_size, *model_->tokenizer(),
+                          model_->config().vocab_size);
+  }
   cache_ = std::make_unique<KvCache>(model_->config(), n_ctx, opts.kv_type, opts.parallel);
   pool_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
   forward_ = std::make_unique<Forward>(*model_, *cache_, opts_.n_batch, *pool_);
+  if (draft_) {
+    dcache_ = std::make_unique<KvCache>(draft_->config(), n_ctx, opts.kv_type, opts.parallel);
+    dforward_ = std::make_unique<Forward>(*draft_, *dcache_, opts_.n_batch, *pool_);
+  }
   slots_.resize(opts.parallel);
   for (int32_t i = 0; i < opts.parallel; ++i) slots_[i].seq = i;
   metrics_.kv_cells_total = static_cast<int64_t>(n_ctx) * opts.parallel;
@@ -202,7 +213,7 @@ void Scheduler::admit() {
     s.first_token = true;
     s.drafts.clear();
     s.verify_base = -1;  // (a step that threw may have left one)
-    s.budget = opts_.lookup ? std::make_unique<DraftBudget>(opts_.draft_max) : nullptr;
+    s.budget = opts_.lookup || draft_ ? std::make_unique<DraftBudget>(opts_.draft_max) : nullptr;
     std::lock_guard lock(mu_);
     metrics_.prompt_tokens += r.prompt.size();
     metrics_.prompt_tokens_cached += keep;
@@ -214,26 +225,44 @@ void Scheduler::step() {
   for (Slot& s : slots_)
     if (s.job && s.job->cancelled()) finish(s, "stop");
 
+  // Decoding sequences: each puts its pending token and, when drafting, its drafts into the batch (a slot's
+  // rows consecutive). Drafts are no more than pay off, than the batch, the slot's context and the request's
+  // limit have room for; a draft model drafts for every sequence at once, after the rooms are known.
   batch_.clear();
   std::vector<Slot*> rows;  // the slot of each logits row, in batch order
+  std::vector<Slot*> decoding;
+  std::vector<std::pair<Slot*, int32_t>> want;  // draft-model drafts: slot and room
+  int32_t planned = 0;                          // tokens of the decoding sequences so far, drafts included
   for (Slot& s : slots_) {
     if (!s.job || s.pending < 0 || s.job->backlog() >= kMaxBacklog) continue;
-    const int32_t pos = static_cast<int32_t>(s.cached.size());
-    batch_.push_back({s.pending, pos, s.seq, true});
-    s.cached.push_back(s.pending);
-    s.pending = -1;
-    rows.push_back(&s);
+    decoding.push_back(&s);
+    s.verify_base = -1;
     s.drafts.clear();
-    if (!opts_.lookup) continue;
+    const int32_t pos = static_cast<int32_t>(s.cached.size());
+    s.cached.push_back(s.pending);
+    ++planned;
+    if (!s.budget) continue;
     s.verify_base = pos;
-    // Drafts: no more than pay off, than the batch, the slot's context and the request's limit have room for.
     int32_t room = std::min({opts_.draft_fixed ? opts_.draft_max : s.budget->choose(),
-                             opts_.n_batch - static_cast<int32_t>(batch_.size()) - static_cast<int32_t>(slots_.size()),
+                             opts_.n_batch - planned - static_cast<int32_t>(slots_.size()),
                              n_ctx() - static_cast<int32_t>(s.cached.size())});
     const ServeRequest& r = s.job->req_;
     if (r.max_tokens >= 0) room = std::min(room, r.max_tokens - s.n_generated - 1);
     if (room <= 0) continue;
-    s.drafts = drafter_.draft(s.cached, room);
+    if (draft_) {
+      want.push_back({&s, room});
+      planned += room;
+    } else {
+      s.drafts = drafter_.draft(s.cached, room);
+      planned += static_cast<int32_t>(s.drafts.size());
+    }
+  }
+  if (!want.empty()) model_drafts(want);
+  for (Slot* sp : decoding) {
+    Slot& s = *sp;
+    batch_.push_back({s.pending, static_cast<int32_t>(s.cached.size()) - 1, s.seq, true});
+    s.pending = -1;
+    rows.push_back(&s);
     for (const int32_t d : s.drafts) {
       batch_.push_back({d, static_cast<int32_t>(s.cached.size()), s.seq, true});
       s.cached.push_back(d);
@@ -289,6 +318,81 @@ void Scheduler::step() {
   int64_t used = 0;
   for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
   metrics_.kv_cells_used = used;
+}
+
+void Scheduler::model_drafts(const std::vector<std::pair<Slot*, int32_t>>& want) {
+  const double t0 = now_ms();
+  const size_t V = draft_->config().vocab_size;
+  const Tokenizer& tok = *model_->tokenizer();
+  auto argmax = [&](size_t row) {
+    const float* l = dlogits_.data() + row * V;
+    return static_cast<int32_t>(std::max_element(l, l + V) - l);
+  };
+  // Catch up: a slot's draft cache keeps the longest prefix it shares with the slot's tokens (pending last)
+  // and evaluates the rest, in passes of at most n_batch tokens, with logits for the last one only.
+  std::vector<size_t> done(want.size());
+  std::vector<std::pair<size_t, size_t>> first;  // (index in want, logits row) of the slots caught up
+  for (size_t i = 0; i < want.size(); ++i) {
+    Slot& s = *want[i].first;
+    size_t common = 0;
+    while (common < s.dcached.size() && common + 1 < s.cached.size() && s.dcached[common] == s.cached[common]) ++common;
+    s.dcached.resize(common);
+    dcache_->set_length(s.seq, static_cast<int32_t>(common));
+    done[i] = common;
+  }
+  for (bool more = true; more;) {
+    std::vector<BatchToken> batch;
+    std::vector<size_t> ends;  // want indices whose last token is in this pass, in row order
+    for (size_t i = 0; i < want.size() && static_cast<int32_t>(batch.size()) < opts_.n_batch; ++i) {
+      Slot& s = *want[i].first;
+      while (done[i] < s.cached.size() && static_cast<int32_t>(batch.size()) < opts_.n_batch) {
+        const bool last = done[i] + 1 == s.cached.size();
+        batch.push_back({s.cached[done[i]], static_cast<int32_t>(done[i]), s.seq, last});
+        s.dcached.push_back(s.cached[done[i]]);
+        if (last) ends.push_back(i);
+        ++done[i];
+      }
+    }
+    more = false;
+    for (size_t i = 0; i < want.size(); ++i) more = more || done[i] < want[i].first->cached.size();
+    if (batch.empty()) break;
+    dlogits_.resize(std::max<size_t>(ends.size(), 1) * V);
+    dforward_->eval(batch, dlogits_.data());
+    for (size_t r = 0; r < ends.size(); ++r) {
+      Slot& s = *want[ends[r]].first;
+      const int32_t t = argmax(r);
+      if (!tok.is_eog(t)) s.drafts.push_back(t);
+    }
+  }
+  // Then one pass per further position, one token of each slot still drafting (greedy, as ModelDrafter: a
+  // slot stops at its room or where the draft model ends the text).
+  std::vector<char> open(want.size());
+  for (size_t i = 0; i < want.size(); ++i) open[i] = !want[i].first->drafts.empty();
+  while (true) {
+    std::vector<BatchToken> batch;
+    std::vector<size_t> live;
+    for (size_t i = 0; i < want.size(); ++i) {
+      Slot& s = *want[i].first;
+      if (!open[i] || static_cast<int32_t>(s.drafts.size()) >= want[i].second) continue;
+      batch.push_back({s.drafts.back(), static_cast<int32_t>(s.dcached.size()), s.seq, true});
+      s.dcached.push_back(s.drafts.back());
+      live.push_back(i);
+    }
+    if (batch.empty()) break;
+    dlogits_.resize(batch.size() * V);
+    dforward_->eval(batch, dlogits_.data());
+    for (size_t r = 0; r < live.size(); ++r) {
+      const int32_t t = argmax(r);
+      if (tok.is_eog(t)) open[live[r]] = 0;
+      else want[live[r]].first->drafts.push_back(t);
+    }
+  }
+  // Each slot's share of the drafting time, for its budget.
+  size_t total = 0;
+  for (const auto& [sp, room] : want) total += sp->drafts.size();
+  const double sec = (now_ms() - t0) / 1000;
+  for (const auto& [sp, room] : want)
+    sp->budget->on_draft(static_cast<int32_t>(sp->drafts.size()), total ? sec * sp->drafts.size() / total : 0);
 }
 
 void Scheduler::on_logits(Slot& s, const float* row) {

@@ -8,8 +8,10 @@
 // prefix is not evaluated again (the next turn of a chat reuses the previous turn's cache).
 //
 // With `lookup`, a decoding sequence may also put tokens drafted from its own context (prompt lookup) into
-// the step; each is kept only while it equals the token the sampler draws at its position, so every
-// request's output is what it would be without (see GenerateParams in engine/generate.h).
+// the step; with a draft model, tokens that model predicts greedily (every decoding sequence drafts at once:
+// the draft model has its own KV cache with a slot per sequence, and one batched pass per drafted position).
+// Each draft is kept only while it equals the token the sampler draws at its position, so every request's
+// output is what it would be without (see GenerateParams in engine/generate.h).
 //
 // A sequence whose client has not taken kMaxBacklog of its tokens yet waits (a slow or vanished client does
 // not make the server compute far ahead; a vanished one is noticed when its next token cannot be sent).
@@ -128,7 +130,8 @@ class Scheduler {
  public:
   static constexpr size_t kMaxBacklog = 16;
 
-  Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts);
+  // `draft`: a model of the same vocabulary for speculative decoding (null: none; not with opts.lookup).
+  Scheduler(std::unique_ptr<Model> model, const SchedulerOptions& opts, std::unique_ptr<Model> draft = nullptr);
   ~Scheduler();  // stops the thread; unfinished jobs end with an error
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -150,7 +153,8 @@ class Scheduler {
     size_t prompt_done = 0;            // prompt tokens in the cache
     int32_t pending = -1;              // sampled token not yet evaluated
     std::vector<int32_t> drafts;       // in this step's batch after `pending` (speculative decoding)
-    int32_t verify_base = -1;          // with lookup: the position of `pending` in this step, else -1
+    int32_t verify_base = -1;          // when drafting: the position of `pending` in this step, else -1
+    std::vector<int32_t> dcached;      // tokens whose K/V are in the draft model's slot
     std::unique_ptr<DraftBudget> budget;
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<TokenStreamDecoder> decoder;
@@ -163,6 +167,8 @@ class Scheduler {
   void loop();
   void admit();
   void step();
+  // The draft model's greedy drafts for each slot, up to its room: fills Slot::drafts.
+  void model_drafts(const std::vector<std::pair<Slot*, int32_t>>& want);
   // After a logits row for the slot's last token: sample, emit, maybe finish.
   void on_logits(Slot& s, const float* row);
   // Rows for the slot's pending token and its drafts (rows[j] after d_1 .. d_j): keeps the drafts the
@@ -181,6 +187,10 @@ class Scheduler {
   std::vector<float> logits_;
   std::vector<BatchToken> batch_;
   LookupDrafter drafter_;
+  std::unique_ptr<Model> draft_;         // the draft model, its cache (a slot per sequence) and forward pass
+  std::unique_ptr<KvCache> dcache_;
+  std::unique_ptr<Forward> dforward_;
+  std::vector<float> dlogits_;
 
   mutable std::mutex mu_;              // guards queue_, stop_, metrics_
   std::condition_variable cv_;
