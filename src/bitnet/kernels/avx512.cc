@@ -34,15 +34,18 @@ inline __m512i broadcast4(const int8_t* p) {
 
 // Multi-token passes (a prompt, a speculative verify, a batch of sequences) are far from the memory's speed
 // only if the core waits for weights or spends its issue slots on anything but vpdpbusd. Two things fix most
-// of that (standalone, one core, one 2560 x 6912 matrix out of cache, 3 runs each):
+// of that (standalone, one core, one 2560 x 6912 matrix out of cache):
 //  - A prefetch kPanelPrefetch bytes ahead in the panel: with a slow consumer of the stream (several tokens
-//    per byte), the hardware prefetcher alone leaves the core waiting: 8 tokens 0.60 -> 0.44 ms.
+//    per byte), the hardware prefetcher alone leaves the core waiting (8 tokens, shifted tiles in one group,
+//    in a test harness: 0.60 -> 0.44 ms).
 //  - vpdpbusd with its activations as an embedded broadcast (a memory operand {1to16}), so a token's 4
 //    activations cost no instruction of their own (GCC keeps _mm512_set1_epi32 as a separate broadcast,
 //    hence the inline assembly in dpbusd_bcst), and in-place tiles as in gemv_panel (below), so the codes
-//    cost 4 ANDs per step whatever the number of tokens. 2 tokens 0.19 -> 0.14 ms (1 token: 0.14), 4 tokens
-//    0.41 -> 0.23 ms; groups of at most 4 tokens (the accumulators fill the registers) run at 300 GMAC/s, the
-//    core's speed with the matrix in cache, where 8 tokens in one group with shifted tiles ran at 220-320.
+//    cost 4 ANDs per step whatever the number of tokens. Through the kernel table, against the earlier
+//    kernel (8 tokens per group, shifted tiles, no prefetch): 2 tokens 0.215 -> 0.14-0.17 ms (1 token:
+//    0.15), 4 tokens 0.28 -> 0.23, 9 tokens 0.71 -> 0.52-0.59 (2560 x 6912), 4 tokens 0.40 -> 0.23 and 8
+//    tokens 0.58 -> 0.45 (6912 x 2560). Groups of at most 4 (their accumulators fill the registers) run at
+//    280-315 GMAC/s out of cache, near the 320-354 of the matrix in cache.
 constexpr int64_t kPanelPrefetch = 4096;
 
 // acc += codes (unsigned) x the 4 signed activations at p, broadcast to every lane.
