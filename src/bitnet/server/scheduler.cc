@@ -330,8 +330,7 @@ void Scheduler::model_drafts(const std::vector<std::pair<Slot*, int32_t>>& want)
   };
   // Catch up: a slot's draft cache keeps the longest prefix it shares with the slot's tokens (pending last)
   // and evaluates the rest, in passes of at most n_batch tokens, with logits for the last one only.
-  std::vector<size_t> done(want.size());
-  std::vector<std::pair<size_t, size_t>> first;  // (index in want, logits row) of the slots caught up
+  std::vector<size_t> done(want.size());  // tokens of each slot in the draft cache
   for (size_t i = 0; i < want.size(); ++i) {
     Slot& s = *want[i].first;
     size_t common = 0;
