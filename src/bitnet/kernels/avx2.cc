@@ -404,7 +404,7 @@ struct Acc2 {
 // Up to four queries x 16 output elements [c, c + 16) over rows [j0, j1), added to out. Each output
 // element is a chain of fma over the rows in order, as axpy_f32 row after row.
 template <bool F16, int NQ>
-inline void mix_block(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw,
+inline void mix_chunk(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw,
                       int64_t hd, int64_t c, float* out) {
   static_assert(NQ >= 1 && NQ <= 4);
   Acc2 x0, x1, x2, x3;
@@ -428,37 +428,13 @@ inline void mix_block(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j
   if constexpr (NQ > 3) x3.store(out + 3 * hd + c);
 }
 
-// Rows in blocks of kMixRows, the next block prefetched while one is mixed (as the AVX-512 table; 2048
-// positions, head_dim 128, F16, 30 layers x 5 heads out of cache, 1 thread, 3 alternated pairs: 9.8-12.3 ms
-// in whole passes over the rows, one per 16 columns; 5.9-7.7 ms in blocks).
-constexpr int64_t kMixRows = 32;
-
-template <bool F16>
-void attn_mix_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t nq,
-                    int64_t hd, float* out) {
-  for (int64_t i = 0; i < nq * hd; ++i) out[i] = 0.0f;
-  const int64_t row_bytes = hd * (F16 ? 2 : 4);
-  for (int64_t j0 = 0; j0 < n; j0 += kMixRows) {
-    const int64_t j1 = n - j0 < kMixRows ? n : j0 + kMixRows;
-    for (int64_t j = j1; j < j1 + kMixRows && j < n; ++j)  // the next block
-      for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(rows + j * stride + b), _MM_HINT_T0);
-    for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (eight accumulators), then the rest
-      const float* wg = w + g * ldw;
-      float* og = out + g * hd;
-      for (int64_t c = 0; c < hd; c += 16) switch (nq - g) {
-          case 1: mix_block<F16, 1>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          case 2: mix_block<F16, 2>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          case 3: mix_block<F16, 3>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          default: mix_block<F16, 4>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-        }
-    }
-  }
-}
+constexpr int64_t kMixCols = 16;
+#include "bitnet/kernels/attn_mix_driver.inc"
 
 void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw, int64_t nq,
               int64_t hd, float* out) {
-  if (hd % 16 == 0) return f16 ? attn_mix_fixed<true>(rows, stride, n, w, ldw, nq, hd, out)
-                               : attn_mix_fixed<false>(rows, stride, n, w, ldw, nq, hd, out);
+  if (hd % 16 == 0) return f16 ? attn_mix_rows<true>(rows, stride, n, w, ldw, nq, hd, out)
+                               : attn_mix_rows<false>(rows, stride, n, w, ldw, nq, hd, out);
   FromDots<avx2_table>::attn_mix(rows, stride, f16, n, w, ldw, nq, hd, out);
 }
 

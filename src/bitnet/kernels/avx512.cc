@@ -338,8 +338,8 @@ struct Acc4 {
 // out_g += sum_{j in [j0, j1)} w_g[j] * row_j for NQ <= 4 queries, 64 elements from column c: each row chunk is
 // loaded once for all NQ queries, and each element sees the same fma sequence as axpy over j.
 template <bool F16, int NQ>
-void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw,
-                    int64_t hd, int64_t c, float* out) {
+void mix_chunk(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1, const float* w, int64_t ldw, int64_t hd,
+               int64_t c, float* out) {
   static_assert(NQ >= 1 && NQ <= 4);
   __mmask16 m[4];
   for (int r = 0; r < 4; ++r) {
@@ -366,41 +366,13 @@ void attn_mix_chunk(const uint8_t* rows, int64_t stride, int64_t j0, int64_t j1,
   if constexpr (NQ > 3) x3.store(out + 3 * hd + c, m);
 }
 
-// Rows in blocks of kMixRows, the next block prefetched while one is mixed: every 64-column chunk and group
-// of 4 queries of a block runs before the next block (a row comes from memory once, its other chunks from
-// L1; the partial sums wait in `out`, exactly: a float stored and loaded back). Without the prefetch the
-// hardware alone fetched a head's rows at a quarter of the speed: 2048 positions, head_dim 128, F16, 30
-// layers x 5 heads out of cache, 1 thread, 3 alternated pairs: 12.5-13.3 ms before, 2.8-2.9 ms now (chunk by
-// chunk over all rows with a prefetch per row: 5.9-6.3 ms). The scores kernel reads whole rows and is not
-// helped by a prefetch (it is bound by its arithmetic: 4.6-4.9 ms with one, 4.6-4.8 without).
-constexpr int64_t kMixRows = 32;
-
-template <bool F16>
-void attn_mix_impl(const uint8_t* rows, int64_t stride, int64_t n, const float* w, int64_t ldw, int64_t nq,
-                   int64_t hd, float* out) {
-  for (int64_t i = 0; i < nq * hd; ++i) out[i] = 0.0f;
-  const int64_t row_bytes = hd * (F16 ? 2 : 4);
-  for (int64_t j0 = 0; j0 < n; j0 += kMixRows) {
-    const int64_t j1 = n - j0 < kMixRows ? n : j0 + kMixRows;
-    for (int64_t j = j1; j < j1 + kMixRows && j < n; ++j)  // the next block
-      for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(rows + j * stride + b), _MM_HINT_T0);
-    for (int64_t g = 0; g < nq; g += 4) {  // four queries at a time (16 accumulators), then the rest
-      const float* wg = w + g * ldw;
-      float* og = out + g * hd;
-      for (int64_t c = 0; c < hd; c += 64) switch (nq - g) {
-          case 1: attn_mix_chunk<F16, 1>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          case 2: attn_mix_chunk<F16, 2>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          case 3: attn_mix_chunk<F16, 3>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-          default: attn_mix_chunk<F16, 4>(rows, stride, j0, j1, wg, ldw, hd, c, og); break;
-        }
-    }
-  }
-}
+constexpr int64_t kMixCols = 64;
+#include "bitnet/kernels/attn_mix_driver.inc"
 
 void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw, int64_t nq,
               int64_t hd, float* out) {
-  if (f16) attn_mix_impl<true>(rows, stride, n, w, ldw, nq, hd, out);
-  else attn_mix_impl<false>(rows, stride, n, w, ldw, nq, hd, out);
+  if (f16) attn_mix_rows<true>(rows, stride, n, w, ldw, nq, hd, out);
+  else attn_mix_rows<false>(rows, stride, n, w, ldw, nq, hd, out);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
