@@ -25,14 +25,14 @@ std::vector<int32_t> LookupDrafter::draft(const std::vector<int32_t>& c, int32_t
   return {};
 }
 
-void check_same_vocabulary(const Tokenizer& a, int64_t draft_vocab, const Tokenizer& b, int64_t target_vocab) {
+void check_same_vocabulary(const Tokenizer& draft, int64_t draft_vocab, const Tokenizer& target, int64_t target_vocab) {
   if (draft_vocab != target_vocab)
     fail("the draft model has {} tokens, the model {}: speculative decoding needs one vocabulary", draft_vocab,
          target_vocab);
-  for (int32_t id = 0; id < a.n_vocab(); ++id)
-    if (a.token_text(id, true) != b.token_text(id, true))
+  for (int32_t id = 0; id < draft.n_vocab(); ++id)
+    if (draft.token_text(id, true) != target.token_text(id, true))
       fail("the draft model's token {} is \"{}\", the model's \"{}\": speculative decoding needs one vocabulary", id,
-           a.token_text(id, true), b.token_text(id, true));
+           draft.token_text(id, true), target.token_text(id, true));
 }
 
 ModelDrafter::ModelDrafter(Session& draft, const Session& target) : s_(draft) {
