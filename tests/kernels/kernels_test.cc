@@ -158,7 +158,7 @@ TEST(Kernels, TernaryGemmMatchesDecodedWeights) {
 
 TEST(Kernels, Int8GemmBitExact) {
   std::mt19937 rng(11);
-  for (int64_t K : {64, 100, 256, 2560})
+  for (int64_t K : {64, 100, 256, 448, 2560})  // 448: the one-token loop of 256 bytes, then 3 steps of 64
   for (int64_t T : {1, 3, 4, 9, 70}) {  // token blocks of 8 and chunks of 64 in the AVX-512 table
     const int64_t M = 19;
     std::vector<int8_t> w(M * K), q(T * K);

@@ -560,6 +560,24 @@ void gemm_f16(const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float*
 template <int NT>
 inline void int8_rows_dot(const int8_t* wr, int64_t K64, const int8_t* const* qs, __m512i* acc) {
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  if constexpr (NT == 1) {
+    // One token (decoding, memory-bound): four accumulators, since one chain of vpdpbusd bound a row by its
+    // latency, and the stream prefetched 1 KB ahead (into the next row at a row's end).
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    const int8_t* x = qs[0];
+    int64_t k = 0;
+    for (; k + 256 <= K64; k += 256) {
+      for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(wr + k + 1024 + 64 * l), _MM_HINT_T0);
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(wr + k), bias), _mm512_loadu_si512(x + k));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(wr + k + 64), bias), _mm512_loadu_si512(x + k + 64));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512(wr + k + 128), bias), _mm512_loadu_si512(x + k + 128));
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512(wr + k + 192), bias), _mm512_loadu_si512(x + k + 192));
+    }
+    for (; k < K64; k += 64)
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(wr + k), bias), _mm512_loadu_si512(x + k));
+    acc[0] = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+    return;
+  }
   for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
   for (int64_t k = 0; k < K64; k += 64) {
     const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(wr + k), bias);
