@@ -91,6 +91,22 @@ log "generating the models in $tmp ($shape_name)"
 "$bitnet" synth -o "$tmp/tq2_0.gguf" "${shape[@]}" --arch bitnet --type tq2_0
 
 # --- benches (one after the other, never at the same time) -------------------------------------------
+# Another process using the cores (a build, a test run) slows whichever bench it overlaps and makes the ratios
+# meaningless; the load average lags by a minute, so measure what the other processes use now (/proc/stat over
+# 2 s, before any bench starts), wait up to a minute for them to finish, and say so in the report if they do not.
+others_busy() {  # percent of all cores busy, over 2 s
+  local a b
+  a=($(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)); sleep 2
+  b=($(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat))
+  awk -v u=$((b[0] - a[0])) -v i=$((b[1] - a[1])) 'BEGIN { printf "%d", ((u + i) > 0 ? 100 * u / (u + i) : 0) }'
+}
+busy=$(others_busy)
+for _ in $(seq 1 20); do
+  [ "$busy" -le 15 ] && break
+  log "other processes use ${busy} % of the cores: waiting for them (ratios from a busy machine mean little)"
+  sleep 1; busy=$(others_busy)
+done
+[ "$busy" -le 15 ] || log "WARNING: other processes still use ${busy} % of the cores; the report says so"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
 # i2_s_q6: the I2_S model with --lm-head q6, the head `bitnet run`, `chat` and `serve` use by default (auto: 6-bit
@@ -119,7 +135,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit (modified)"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 TMPD=$tmp PP=$pp TG=$tg DEPTH=$depth REPS=$reps THREADS=$threads QUICK=$quick SHAPE="$shape_name" OUT="$out" \
-COMMIT="$commit" CPU="${cpu:-unknown}" NCPU="$(nproc)" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
+COMMIT="$commit" CPU="${cpu:-unknown}" NCPU="$(nproc)" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" BUSY="$busy" \
 LLAMA_NOTE="$llama_note" LLAMA_STATE="$llama_state" python3 - <<'EOF'
 import json, os, datetime
 E = os.environ
@@ -174,7 +190,11 @@ def ratio(r, k):
     return f"{a / b:.2f}x" if a and b else "—"
 
 print(f"\n## bitnet vs llama.cpp: {E['SHAPE']}, {threads} threads, pp{pp} / tg{tg}{at}, {E['REPS']} repetitions\n")
-print(f"machine: {E['CPU']}, {E['NCPU']} cores; load average before {E['LOAD_BEFORE']}, after {E['LOAD_AFTER']}")
+print(f"machine: {E['CPU']}, {E['NCPU']} cores; load average before {E['LOAD_BEFORE']}, after {E['LOAD_AFTER']}; "
+      f"other processes used {E['BUSY']} % of the cores when the benches started")
+if int(E["BUSY"]) > 15:
+    print(f"**WARNING: the machine was busy ({E['BUSY']} % of its cores used by other processes) when the benches "
+          "started: these figures are not a measurement.**")
 print(f"bitnet: commit {E['COMMIT']}, ISA {(bi or bt or {}).get('isa', '?')}, KV cache f16")
 if lc:
     print(f"llama.cpp: {lc['package']} (llama.cpp {lc.get('llama_cpp_release')}), CPU, {lc['api']} API, "
@@ -243,7 +263,7 @@ if E["OUT"]:
     with open(E["OUT"], "w") as f:
         json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": E["COMMIT"],
                    "cpu": E["CPU"], "cores": int(E["NCPU"]), "load_before": E["LOAD_BEFORE"],
-                   "load_after": E["LOAD_AFTER"], "shape": E["SHAPE"], "quick": quick, "n_prompt": pp,
+                   "load_after": E["LOAD_AFTER"], "others_busy_percent": int(E["BUSY"]), "shape": E["SHAPE"], "quick": quick, "n_prompt": pp,
                    "n_gen": tg, "n_depth": depth, "repetitions": int(E["REPS"]), "threads": threads,
                    "bitnet_i2_s": bi, "bitnet_tq2_0": bt, "bitnet_i2_s_lm_head_q6": bq, "llama_cpp": lc}, f, indent=2)
         f.write("\n")
