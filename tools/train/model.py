@@ -121,7 +121,8 @@ class Block(nn.Module):
         self.ffn_sub_norm = RMSNorm(c["intermediate_size"], eps)
         self.down = BitLinear(c["intermediate_size"], d)
 
-    def forward(self, x, cos, sin, mask, kv_round=None):
+    def forward(self, x, cos, sin, mask, kv_round=None, attn=None):
+        """attn: a list to append this layer's attention probabilities [B, H, T, T] to (copy_tune.py)."""
         B, T, _ = x.shape  # x: [B, T, d]
         h = self.attn_norm(x)
         q = self.q(h).view(B, T, self.n_heads, self.hd).transpose(1, 2)  # [B, H, T, hd]
@@ -133,8 +134,10 @@ class Block(nn.Module):
         rep = self.n_heads // self.n_kv  # GQA: query head h reads KV head h // rep
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.hd)) + mask
-        a = torch.softmax(att, dim=-1) @ v
+        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.hd)) + mask, dim=-1)
+        if attn is not None:
+            attn.append(att)
+        a = att @ v
         a = a.transpose(1, 2).reshape(B, T, self.n_heads * self.hd)
         x = x + self.o(self.attn_sub_norm(a))
         h = self.ffn_norm(x)
@@ -173,8 +176,9 @@ class BitNet(nn.Module):
             if isinstance(m, RMSNorm):
                 m.reference = True
 
-    def forward(self, tokens, kv_round=None):
-        """tokens: [B, T] from position 0 (no cache). Returns logits [B, T, vocab]."""
+    def forward(self, tokens, kv_round=None, attn=None):
+        """tokens: [B, T] from position 0 (no cache). Returns logits [B, T, vocab]; with a list `attn`, appends
+        every layer's attention probabilities to it."""
         B, T = tokens.shape
         if T > self.cos.shape[0]:
             raise ValueError(f"{T} tokens exceed the context of {self.cos.shape[0]}")
@@ -182,5 +186,5 @@ class BitNet(nn.Module):
         cos, sin = self.cos[:T], self.sin[:T]
         mask = torch.full((T, T), float("-inf"), device=tokens.device).triu(1)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, kv_round)
+            x = layer(x, cos, sin, mask, kv_round, attn)
         return F.linear(self.norm(x), self.embed.weight)  # tied head
