@@ -141,7 +141,7 @@ double timed_steps(Session& s, int32_t n, bool roofline, bool record, Test& t, d
 }
 
 // The reuse task's text: a passage of Emma from the shared data (a fixed one when that is absent), then
-// its first third again.
+// its first third again, to be continued.
 std::string reuse_prompt() {
   std::string passage =
       "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to "
@@ -156,7 +156,10 @@ std::string reuse_prompt() {
     const size_t start = text.find("\n\n"), end = start == std::string::npos ? start : text.find("\n\n", start + 600);
     if (end != std::string::npos) passage = text.substr(start + 2, std::min<size_t>(end - start - 2, 700));
   }
-  return passage + "\n\n" + passage.substr(0, passage.size() / 3);
+  // Cut at a word boundary: a prompt ending mid-word would end in a token the passage never had (the word's
+  // first letters alone), and the task would measure that, not reuse.
+  const size_t cut = passage.rfind(' ', passage.size() / 3);
+  return passage + "\n\n" + passage.substr(0, cut == std::string::npos ? passage.size() / 3 : cut);
 }
 
 }  // namespace

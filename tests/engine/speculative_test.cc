@@ -113,6 +113,34 @@ TEST(Speculative, PromptLookupGivesPlainDecodingsOutput) {
   EXPECT_LT(accepted, drafted);    // ... and some drafts are rejected: both paths ran
 }
 
+// The copy-tuned model (docs/trained-model.md, tools/train/copy_tune.py) continues a passage it has just read,
+// here from the held-out novel, so prompt lookup's drafts are mostly kept; the output is still plain decoding's,
+// token for token, greedy and sampled.
+TEST(Speculative, CopyModelKeepsMostDraftsOfAQuotedPassage) {
+  const std::string passage =
+      "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who, for his own amusement, never took up "
+      "any book but the Baronetage; there he found occupation for an idle hour, and consolation in a distressed "
+      "one; there his faculties were roused into admiration and respect, by contemplating the limited remnant of "
+      "the earliest patents.";
+  const size_t cut = passage.find(" any book");  // the prompt: the passage, a blank line, its first 106 characters
+  Case greedy{passage + "\n\n" + passage.substr(0, cut), {}};
+  greedy.p.n_predict = 40;
+  greedy.p.sampling.temperature = 0;
+  Case sampled = greedy;
+  sampled.p.sampling.temperature = 0.7f;
+  sampled.p.sampling.seed = 11;
+  int32_t drafted = 0, accepted = 0;
+  for (const Case& c : {greedy, sampled}) {
+    LookupDrafter d;
+    const GenerateResult r = expect_same(BITNET_COPY_MODEL, c, &d, 8);
+    drafted += r.n_drafted, accepted += r.n_accepted;
+    if (c.p.sampling.temperature == 0) {  // it copies: the rest of the passage, word for word
+      EXPECT_EQ(r.text.substr(0, 60), passage.substr(cut, 60));
+    }
+  }
+  EXPECT_GT(accepted, drafted * 3 / 4) << accepted << " of " << drafted << " drafts kept";
+}
+
 // Drafting only what pays off (DraftBudget, from measured pass times) changes how many tokens each pass
 // verifies, never which tokens come out.
 TEST(Speculative, AdaptiveDraftLengthsGivePlainDecodingsOutput) {

@@ -23,7 +23,10 @@ step), so the run is deterministic at a fixed thread count):
   2. windows of 512, 6 per step (2 / 2 / 2), segments up to 250 tokens (a passage the length of a paragraph),
      lr 1e-3;
   3. windows of 512, 6 per step (4 / 1 / 1), the learning rate decaying to a tenth: text again, to win back
-     the held-out loss the copying phases cost.
+     the held-out loss the copying phases cost;
+  4. as 2 at lr 7e-4 for 300 steps: after 3 the model copied 93 % of a passage's tokens but, greedily, went
+     astray at the first miss (a token matched to a similar one, " any" taken for " a" and followed by " man");
+  5. as 3 with windows 3 / 2 / 1, lr 7e-4 decaying to a tenth.
 """
 
 import argparse
@@ -47,6 +50,8 @@ PHASES = [
     dict(steps=500, seq_len=256, mix=(3, 3, 2), text_max=100, random_max=64, lr=1.5e-3, decay=False),
     dict(steps=200, seq_len=512, mix=(2, 2, 2), text_max=250, random_max=250, lr=1e-3, decay=False),
     dict(steps=300, seq_len=512, mix=(4, 1, 1), text_max=250, random_max=250, lr=1e-3, decay=True),
+    dict(steps=300, seq_len=512, mix=(2, 2, 2), text_max=250, random_max=250, lr=7e-4, decay=False),
+    dict(steps=300, seq_len=512, mix=(3, 2, 1), text_max=250, random_max=250, lr=7e-4, decay=True),
 ]
 WARMUP = 20
 
