@@ -168,6 +168,19 @@ TEST(Speculative, DraftBudgetDraftsWhereItPays) {
   EXPECT_EQ(drafted, 2);  // only the probe every 16 passes
   // Nothing measured yet: no draft.
   EXPECT_EQ(DraftBudget(8).choose(), 0);
+  // A new sequence (the server's next request in a slot) forgets the acceptance, not the pass costs: with the
+  // prior of one half and cheap extra tokens it drafts several at once; once its drafts fail, one at most.
+  mem.new_sequence();
+  EXPECT_GT(mem.choose(), 1);
+  for (int i = 0; i < 8; ++i) mem.on_verify(4, 0);
+  EXPECT_LE(mem.choose(), 1);
+  cpu.new_sequence();
+  EXPECT_EQ(cpu.choose(), 0);  // compute-bound: not at even odds
+  // A prompt's batched pass is a first estimate of what a token adds (here 1 ms against a 30 ms pass).
+  DraftBudget fresh(8);
+  fresh.on_prompt(300, 0.3);
+  fresh.on_pass(1, 0.030);
+  EXPECT_GT(fresh.choose(), 0);
 }
 
 TEST(Speculative, ContextLimitEndsBothAlike) {

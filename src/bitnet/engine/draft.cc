@@ -100,4 +100,9 @@ void DraftBudget::on_verify(int32_t drafted, int32_t accepted) {
   accepted_ = 0.9 * accepted_ + accepted;
 }
 
+void DraftBudget::new_sequence() {
+  tried_ = accepted_ = 0;
+  idle_ = 0;
+}
+
 }  // namespace bitnet

@@ -61,6 +61,9 @@ class DraftBudget {
   void on_pass(int32_t n_tokens, double sec);    // a generation pass of n tokens (1: plain)
   void on_draft(int32_t n_tokens, double sec);   // the drafter's call
   void on_verify(int32_t drafted, int32_t accepted);
+  // A new sequence (the server's next request in a slot): its acceptance is its own, but the pass costs are
+  // the model's and machine's, so they are kept and drafting starts at once.
+  void new_sequence();
 
  private:
   int32_t max_;

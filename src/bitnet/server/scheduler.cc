@@ -213,7 +213,10 @@ void Scheduler::admit() {
     s.first_token = true;
     s.drafts.clear();
     s.verify_base = -1;  // (a step that threw may have left one)
-    s.budget = opts_.lookup || draft_ ? std::make_unique<DraftBudget>(opts_.draft_max) : nullptr;
+    if (opts_.lookup || draft_) {  // one budget per slot: what passes cost carries over to its next request
+      if (!s.budget) s.budget = std::make_unique<DraftBudget>(opts_.draft_max);
+      s.budget->new_sequence();
+    }
     std::lock_guard lock(mu_);
     metrics_.prompt_tokens += r.prompt.size();
     metrics_.prompt_tokens_cached += keep;
@@ -292,6 +295,10 @@ void Scheduler::step() {
   const double t0 = now_ms();
   forward_->eval(batch_, logits_.data());
   const double sec = (now_ms() - t0) / 1000;
+  // A pass of many tokens (prompt chunks) bounds what each token adds to a pass: a first estimate for budgets
+  // that have not verified a draft yet, as `run` takes from its prompt.
+  for (Slot& s : slots_)
+    if (s.budget) s.budget->on_prompt(static_cast<int32_t>(batch_.size()), sec);
   // Each slot's rows are consecutive: a decoding slot's pending token and drafts, or a prompt's last token.
   uint64_t drafted = 0, accepted = 0;
   std::vector<const float*> slot_rows;
