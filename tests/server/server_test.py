@@ -273,6 +273,44 @@ class Serve(unittest.TestCase):
             self.assertIn(name, text)
 
 
+class NonStreamingDisconnect(unittest.TestCase):
+    """A non-streaming client that goes away cancels its sequence too, though nothing is written to it until
+    the end: the trained model grown to a shape that decodes ~10x slower (same text), so that the 480 tokens
+    asked for take seconds and the client can leave in the middle."""
+
+    def test_disconnect_cancels_non_streaming(self):
+        with tempfile.TemporaryDirectory() as d:
+            grown = os.path.join(d, "grown.gguf")
+            subprocess.run([BITNET, "synth", "--grow", TRAINED, "--dim", "1536", "--hidden-dim", "4096", "--layers",
+                            "16", "--heads", "12", "--kv-heads", "6", "-o", grown], check=True, capture_output=True)
+            s = Server("-m", grown)
+            try:
+                for endpoint, body in (("/v1/completions", {"prompt": PROMPTS[2]}),
+                                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPTS[0]}]})):
+                    before = s.metric("bitnet_generated_tokens_total")
+                    data = json.dumps({**body, "max_tokens": 480, "temperature": 0})
+                    sock = socket.create_connection(("127.0.0.1", s.port))
+                    sock.sendall(f"POST {endpoint} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                 f"Content-Length: {len(data)}\r\n\r\n{data}".encode())
+                    deadline = time.time() + 60
+                    while time.time() < deadline and s.metric("bitnet_generated_tokens_total") - before < 10:
+                        time.sleep(0.01)
+                    sock.close()
+                    left = time.time()
+                    while time.time() < deadline and s.metric("bitnet_active_sequences") != 0:
+                        time.sleep(0.01)
+                    self.assertEqual(s.metric("bitnet_active_sequences"), 0, endpoint)
+                    generated = s.metric("bitnet_generated_tokens_total") - before
+                    self.assertLess(generated, 240, endpoint)  # stopped long before max_tokens
+                    self.assertLess(time.time() - left, 5, endpoint)
+                    # A client that stays gets its whole answer from the same server afterwards.
+                    st, _, j = s.post(endpoint, {**body, "max_tokens": 8, "temperature": 0})
+                    self.assertEqual(st, 200, j)
+                    self.assertEqual(j["usage"]["completion_tokens"], 8, j)
+            finally:
+                s.stop()
+
+
 class Staggered(unittest.TestCase):
     """--parallel 8, requests arriving at different times, mixed lengths and endpoints, greedy and seeded:
     each answer equals the same request run alone on an idle server."""

@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +58,68 @@ std::string random_id(const char* prefix) {
   const uint64_t t = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   return fmt::format("{}-{:x}{:04x}", prefix, t, counter.fetch_add(1) & 0xffff);
 }
+
+// Whether the client of a request is still connected, for a non-streaming completion, which writes nothing
+// until it is done (a streaming one learns it from a failed write). cpp-httplib 0.11 does not hand a
+// handler its socket, so the watch finds it among the process's descriptors by the connection's two
+// addresses, which no other open TCP socket shares; the handler runs on the thread that owns the socket,
+// so it stays open meanwhile. The client has gone when a peek reads end-of-stream or an error (bytes of a
+// pipelined next request mean it is still there). Without a socket (ApiServer::handle) it never goes.
+class ClientWatch {
+ public:
+  explicit ClientWatch(const httplib::Request& req) : req_(req) {}
+
+  bool gone() {
+    if (!searched_) fd_ = find_socket(), searched_ = true;
+    if (fd_ < 0) return false;
+    char c;
+    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
+ private:
+  // host and port of a socket address, as cpp-httplib writes Request::remote_addr / local_addr.
+  static bool address_of(const sockaddr_storage& a, socklen_t len, std::string* host, int* port) {
+    char h[NI_MAXHOST], p[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof h, p, sizeof p,
+                      NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+      return false;
+    *host = h, *port = std::atoi(p);
+    return true;
+  }
+
+  int find_socket() const {
+    if (req_.remote_port <= 0 || req_.local_port <= 0) return -1;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int found = -1;
+    while (const dirent* e = ::readdir(dir)) {
+      char* end = nullptr;
+      const long fd = std::strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+      sockaddr_storage a{};
+      socklen_t len = sizeof a;
+      std::string host;
+      int port = -1;
+      if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
+          (a.ss_family != AF_INET && a.ss_family != AF_INET6) || !address_of(a, len, &host, &port) ||
+          port != req_.local_port)
+        continue;
+      len = sizeof a;
+      if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
+          !address_of(a, len, &host, &port) || port != req_.remote_port || host != req_.remote_addr)
+        continue;
+      found = static_cast<int>(fd);
+      break;
+    }
+    ::closedir(dir);
+    return found;
+  }
+
+  const httplib::Request& req_;
+  bool searched_ = false;
+  int fd_ = -1;
+};
 
 // Request counts by endpoint and status for /metrics.
 class RequestCounter {
@@ -181,8 +245,19 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
   std::string text;
   json lp_entries = json::array();
   json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
+  // A client that has gone cancels its sequence (checked every kWatchPeriod while the job runs).
+  constexpr auto kWatchPeriod = std::chrono::milliseconds(100);
+  ClientWatch client(req);
+  auto check_at = std::chrono::steady_clock::now() + kWatchPeriod;
   TokenEvent e;
-  while (job->next(&e)) {
+  while (true) {
+    const Job::Wait w = job->next_until(&e, check_at);
+    if (w == Job::Wait::Finished) break;
+    if (std::chrono::steady_clock::now() >= check_at) {
+      if (!job->cancelled() && client.gone()) job->cancel();  // the scheduler drops it at its next step
+      check_at = std::chrono::steady_clock::now() + kWatchPeriod;
+    }
+    if (w == Job::Wait::Timeout) continue;
     if (c.logprobs) {
       if (chat) {
         lp_entries.push_back(logprob_entry(e, true));

@@ -57,6 +57,15 @@ bool Job::next(TokenEvent* out) {
   return true;
 }
 
+Job::Wait Job::next_until(TokenEvent* out, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_until(lock, deadline, [&] { return !events_.empty() || finished_; })) return Wait::Timeout;
+  if (events_.empty()) return Wait::Finished;
+  *out = std::move(events_.front());
+  events_.pop_front();
+  return Wait::Token;
+}
+
 size_t Job::backlog() {
   std::lock_guard lock(mu_);
   return events_.size();

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -72,6 +73,9 @@ class Job {
  public:
   // Waits for the next token; false once the job has finished and every token has been taken.
   bool next(TokenEvent* out);
+  // The same, waiting at most until `deadline`: Token, Finished (as next() returning false) or Timeout.
+  enum class Wait { Token, Finished, Timeout };
+  Wait next_until(TokenEvent* out, std::chrono::steady_clock::time_point deadline);
   // Asks the scheduler to stop this job at its next step (the client went away).
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
