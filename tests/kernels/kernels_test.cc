@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <utility>
@@ -257,7 +258,7 @@ TEST(Kernels, QheadGemmBitExact) {
   std::normal_distribution<float> nd;
   for (int bits : {4, 6})
     for (int64_t K : {64, 256, 576, 2560})
-      for (int64_t T : {1, 2, 3, 4, 5, 9, 17}) {  // token blocks of 2 and 4, chunks of 16
+      for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17}) {  // every token block size up to 8, chunks of 16
         const int64_t M = 37;                      // row tiles of 16: whole and partial
         const size_t rb = kernels::qhead_row_bytes(bits, K);
         std::vector<uint8_t> w(M * rb);
@@ -628,6 +629,43 @@ TEST(ThreadPool, RejectsBadThreadCounts) {
 
 // exp_canonical against the exact exp (long double): within 2 ulp over the range where it is normal;
 // the flush and overflow thresholds and NaN as documented.
+// The F16 KV cache's conversion: every table gives f32_to_fp16's bits, ties, subnormal halves, overflow to
+// infinity and signed zeros included; a NaN gives a NaN.
+TEST(Kernels, ToF16BitExact) {
+  std::mt19937 rng(11);
+  std::vector<float> x;
+  for (float scale : {1e-9f, 1e-7f, 3e-5f, 1e-3f, 1.0f, 300.0f, 6e4f}) {
+    std::normal_distribution<float> nd(0.0f, scale);
+    for (int i = 0; i < 200; ++i) x.push_back(nd(rng));
+  }
+  // Exact ties between two halves (normal and subnormal), and values at the edges of the range.
+  for (uint32_t h : {0x0001u, 0x0002u, 0x03FFu, 0x0400u, 0x3C00u, 0x3C01u, 0x7BFEu}) {
+    const float lo = fp16_to_f32(static_cast<uint16_t>(h)), hi = fp16_to_f32(static_cast<uint16_t>(h + 1));
+    x.push_back(0.5f * (lo + hi));
+    x.push_back(-0.5f * (lo + hi));
+  }
+  for (float v : {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, 1e30f, -1e30f, 5.96e-8f, 2.98e-8f, 2.9e-8f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::denorm_min()})
+    x.push_back(v);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  std::shuffle(x.begin(), x.end(), rng);
+  for (const KernelTable* kt : kernels::supported_tables()) {
+    for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(15), int64_t(17), int64_t(x.size())}) {
+      std::vector<uint16_t> y(n + 1, 0xABCD);
+      kt->to_f16(x.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isnan(x[i])) {
+          EXPECT_TRUE((y[i] & 0x7C00) == 0x7C00 && (y[i] & 0x3FF) != 0) << kt->name;
+        } else {
+          EXPECT_EQ(y[i], f32_to_fp16(x[i])) << kt->name << " x=" << x[i] << " n=" << n;
+        }
+      }
+      EXPECT_EQ(y[n], 0xABCD) << kt->name << ": wrote past n";
+    }
+  }
+}
+
 TEST(Kernels, ExpCanonicalAccuracy) {
   const auto ulps = [](float got, long double want) {
     const float w = static_cast<float>(want);

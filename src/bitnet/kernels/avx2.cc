@@ -479,13 +479,21 @@ void silu_mul(const float* g, float* u, int64_t n) {
   silu_mul_scalar(g + i, u + i, n - i);
 }
 
+// vcvtps2ph (F16C) rounds to nearest even like f32_to_fp16, subnormal and overflowing halves included.
+void to_f16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  to_f16_scalar(x + i, y + i, n - i);
+}
+
 }  // namespace
 
 const KernelTable* avx2_table() {
   static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_row_i8,
                              dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
                              axpy_f32, axpy_f16,              read_sum,     attn_scores,
-                             attn_mix,     exp_shift,    silu_mul};
+                             attn_mix,     exp_shift,    silu_mul,     to_f16};
   return &t;
 }
 

@@ -106,6 +106,10 @@ struct KernelTable {
   //   silu_mul:  u[i] = g[i] / (1 + exp(-g[i])) * u[i]     (SiLU-gated feed-forward)
   void (*exp_shift)(const float* x, float shift, float* y, int64_t n);
   void (*silu_mul)(const float* g, float* u, int64_t n);
+
+  // y[i] = x[i] as an IEEE half, rounded to nearest even: f32_to_fp16's bits (a NaN stays a NaN, its payload
+  // unspecified). The F16 KV cache's rows.
+  void (*to_f16)(const float* x, uint16_t* y, int64_t n);
 };
 
 // gemm_f16, attn_scores and attn_mix written with a table's dot and axpy (tables without their own).
@@ -191,6 +195,7 @@ struct ExpConst {
 // The scalar table's exp_shift and silu_mul, for SIMD tables' tails (and tables without their own).
 void exp_shift_scalar(const float* x, float shift, float* y, int64_t n);
 void silu_mul_scalar(const float* g, float* u, int64_t n);
+void to_f16_scalar(const float* x, uint16_t* y, int64_t n);
 
 // ---- 4- and 6-bit LM head rows (`--lm-head q4|q6`; qhead.cc) ----
 //

@@ -4,6 +4,7 @@
 
 #include "bitnet/base/checked.h"
 #include "bitnet/base/error.h"
+#include "bitnet/kernels/kernels.h"
 #include "bitnet/model/arch.h"
 
 namespace bitnet {
@@ -35,11 +36,8 @@ void KvCache::store(int32_t layer, int32_t seq, int32_t pos, const float* k, con
       std::memcpy(vd, vh, row);
       continue;
     }
-    for (int64_t i = 0; i < head_dim_; ++i) {
-      const uint16_t hk = f32_to_fp16(kh[i]), hv = f32_to_fp16(vh[i]);
-      std::memcpy(kd + 2 * i, &hk, 2);
-      std::memcpy(vd + 2 * i, &hv, 2);
-    }
+    kernels::active().to_f16(kh, reinterpret_cast<uint16_t*>(kd), head_dim_);  // rows are 2-byte aligned
+    kernels::active().to_f16(vh, reinterpret_cast<uint16_t*>(vd), head_dim_);
   }
 }
 
