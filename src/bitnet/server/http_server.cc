@@ -64,7 +64,9 @@ std::string random_id(const char* prefix) {
 // handler its socket, so the watch finds it among the process's descriptors by the connection's two
 // addresses, which no other open TCP socket shares; the handler runs on the thread that owns the socket,
 // so it stays open meanwhile. The client has gone when a peek reads end-of-stream or an error (bytes of a
-// pipelined next request mean it is still there). Without a socket (ApiServer::handle) it never goes.
+// pipelined next request mean it is still there; a client that shuts down its sending side while it waits
+// for the answer counts as gone too). Without a socket (ApiServer::handle) it
+// never goes.
 class ClientWatch {
  public:
   explicit ClientWatch(const httplib::Request& req) : req_(req) {}
