@@ -627,8 +627,6 @@ TEST(ThreadPool, RejectsBadThreadCounts) {
 }
 
 
-// exp_canonical against the exact exp (long double): within 2 ulp over the range where it is normal;
-// the flush and overflow thresholds and NaN as documented.
 // The F16 KV cache's conversion: every table gives f32_to_fp16's bits, ties, subnormal halves, overflow to
 // infinity and signed zeros included; a NaN gives a NaN.
 TEST(Kernels, ToF16BitExact) {
@@ -639,7 +637,7 @@ TEST(Kernels, ToF16BitExact) {
     for (int i = 0; i < 200; ++i) x.push_back(nd(rng));
   }
   // Exact ties between two halves (normal and subnormal), and values at the edges of the range.
-  for (uint32_t h : {0x0001u, 0x0002u, 0x03FFu, 0x0400u, 0x3C00u, 0x3C01u, 0x7BFEu}) {
+  for (uint32_t h : {0x0000u, 0x0001u, 0x0002u, 0x03FFu, 0x0400u, 0x3C00u, 0x3C01u, 0x7BFEu}) {
     const float lo = fp16_to_f32(static_cast<uint16_t>(h)), hi = fp16_to_f32(static_cast<uint16_t>(h + 1));
     x.push_back(0.5f * (lo + hi));
     x.push_back(-0.5f * (lo + hi));
@@ -648,7 +646,8 @@ TEST(Kernels, ToF16BitExact) {
                   std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                   std::numeric_limits<float>::denorm_min()})
     x.push_back(v);
-  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  for (uint32_t nan : {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FA00000u, 0xFF800123u})  // quiet and signalling
+    x.push_back(bits_to_f32(nan));
   std::shuffle(x.begin(), x.end(), rng);
   for (const KernelTable* kt : kernels::supported_tables()) {
     for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(15), int64_t(17), int64_t(x.size())}) {
@@ -666,6 +665,8 @@ TEST(Kernels, ToF16BitExact) {
   }
 }
 
+// exp_canonical against the exact exp (long double): within 2 ulp over the range where it is normal;
+// the flush and overflow thresholds and NaN as documented.
 TEST(Kernels, ExpCanonicalAccuracy) {
   const auto ulps = [](float got, long double want) {
     const float w = static_cast<float>(want);

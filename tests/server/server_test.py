@@ -275,36 +275,50 @@ class Serve(unittest.TestCase):
 
 class NonStreamingDisconnect(unittest.TestCase):
     """A non-streaming client that goes away cancels its sequence too, though nothing is written to it until
-    the end: the trained model grown to a shape that decodes ~10x slower (same text), so that the 480 tokens
-    asked for take seconds and the client can leave in the middle."""
+    the end, and one that leaves while its request waits for a slot takes it out of the queue: the trained
+    model grown to a shape that decodes ~10x slower (same logits), so that the 480 tokens asked for take
+    seconds and the clients can leave in the middle."""
 
     def test_disconnect_cancels_non_streaming(self):
+        # Uncancelled, greedy decoding of this prompt runs to max_tokens (no end of text before 480), so a
+        # short count below can only come from the cancellation. The 5M model gives the grown model's tokens.
+        alone = subprocess.run([BITNET, "run", "-m", TRAINED, "-p", PROMPTS[2], "-n", "480", "--temp", "0", "--json",
+                                "-t", "1"], capture_output=True, text=True, check=True)
+        self.assertEqual(json.loads(alone.stdout)["stop"], "length")
         with tempfile.TemporaryDirectory() as d:
             grown = os.path.join(d, "grown.gguf")
             subprocess.run([BITNET, "synth", "--grow", TRAINED, "--dim", "1536", "--hidden-dim", "4096", "--layers",
                             "16", "--heads", "12", "--kv-heads", "6", "-o", grown], check=True, capture_output=True)
-            s = Server("-m", grown)
+            s = Server("-m", grown, "--parallel", "1")
             try:
-                for endpoint, body in (("/v1/completions", {"prompt": PROMPTS[2]}),
-                                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPTS[0]}]})):
-                    before = s.metric("bitnet_generated_tokens_total")
-                    data = json.dumps({**body, "max_tokens": 480, "temperature": 0})
-                    sock = socket.create_connection(("127.0.0.1", s.port))
-                    sock.sendall(f"POST {endpoint} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                 f"Content-Length: {len(data)}\r\n\r\n{data}".encode())
-                    deadline = time.time() + 60
-                    while time.time() < deadline and s.metric("bitnet_generated_tokens_total") - before < 10:
-                        time.sleep(0.01)
-                    sock.close()
-                    left = time.time()
-                    while time.time() < deadline and s.metric("bitnet_active_sequences") != 0:
-                        time.sleep(0.01)
-                    self.assertEqual(s.metric("bitnet_active_sequences"), 0, endpoint)
-                    generated = s.metric("bitnet_generated_tokens_total") - before
-                    self.assertLess(generated, 240, endpoint)  # stopped long before max_tokens
-                    self.assertLess(time.time() - left, 5, endpoint)
-                    # A client that stays gets its whole answer from the same server afterwards.
-                    st, _, j = s.post(endpoint, {**body, "max_tokens": 8, "temperature": 0})
+                before = s.metric("bitnet_generated_tokens_total")
+                data = json.dumps({"prompt": PROMPTS[2], "max_tokens": 480, "temperature": 0})
+                request = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(data)}\r\n\r\n{data}").encode()
+
+                def wait_for(cond, seconds):
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline and not cond():
+                        time.sleep(0.05)
+                    return cond()
+
+                with socket.create_connection(("127.0.0.1", s.port)) as running:
+                    running.sendall(request)
+                    self.assertTrue(wait_for(lambda: s.metric("bitnet_generated_tokens_total") - before >= 10, 120))
+                    # A second request waits for the only slot; its client leaves: it leaves the queue at once.
+                    with socket.create_connection(("127.0.0.1", s.port)) as queued:
+                        queued.sendall(request)
+                        self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 1, 60))
+                    self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 0, 10))
+                    self.assertEqual(s.metric("bitnet_active_sequences"), 1)  # the first one still runs
+                left = time.monotonic()  # its socket is closed: the first client has gone too
+                self.assertTrue(wait_for(lambda: s.metric("bitnet_active_sequences") == 0, 60))
+                self.assertLess(s.metric("bitnet_generated_tokens_total") - before, 240)  # long before 480
+                self.assertLess(time.monotonic() - left, 10)
+                # A client that stays gets its whole answer from the same server afterwards, chat included.
+                for path, body in (("/v1/completions", {"prompt": PROMPTS[2]}),
+                                   ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPTS[0]}]})):
+                    st, _, j = s.post(path, {**body, "max_tokens": 8, "temperature": 0})
                     self.assertEqual(st, 200, j)
                     self.assertEqual(j["usage"]["completion_tokens"], 8, j)
             finally:

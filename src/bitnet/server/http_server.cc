@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -62,11 +65,11 @@ std::string random_id(const char* prefix) {
 
 // Whether the client of a request is still connected, for a non-streaming completion, which writes nothing
 // until it is done (a streaming one learns it from a failed write). cpp-httplib 0.11 does not hand a
-// handler its socket, so the watch finds it among the process's descriptors by the connection's two
-// addresses, which no other open TCP socket shares; the handler runs on the thread that owns the socket,
-// so it stays open meanwhile. The client has gone when a peek reads end-of-stream or an error (bytes of a
-// pipelined next request mean it is still there; a client that shuts down its sending side while it waits
-// for the answer counts as gone too). Without a socket (ApiServer::handle) it
+// handler its socket, so the watch finds it among the process's descriptors by the connection's four
+// addresses (local and remote host and port, which no two open TCP sockets share); the handler runs on the
+// thread that owns the socket, so it stays open meanwhile. The client has gone when poll reports that it
+// closed or shut down its sending side (even with unread bytes queued), or an error: a client that
+// half-closes while it waits for the answer counts as gone too. Without a socket (ApiServer::handle) it
 // never goes.
 class ClientWatch {
  public:
@@ -75,48 +78,46 @@ class ClientWatch {
   bool gone() {
     if (!searched_) fd_ = find_socket(), searched_ = true;
     if (fd_ < 0) return false;
-    char c;
-    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    pollfd p{fd_, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
  private:
-  // host and port of a socket address, as cpp-httplib writes Request::remote_addr / local_addr.
-  static bool address_of(const sockaddr_storage& a, socklen_t len, std::string* host, int* port) {
-    char h[NI_MAXHOST], p[NI_MAXSERV];
-    if (::getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof h, p, sizeof p,
-                      NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+  // The port and numeric host of a socket address (getnameinfo, as cpp-httplib writes Request::remote_addr
+  // and local_addr); false for anything but IPv4/IPv6 or when `want_port` differs (no host lookup then).
+  static bool address_of(const sockaddr_storage& a, socklen_t len, int want_port, std::string* host) {
+    int port = -1;
+    if (a.ss_family == AF_INET) port = ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+    else if (a.ss_family == AF_INET6) port = ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+    if (port < 0 || port != want_port) return false;
+    char h[NI_MAXHOST];
+    if (::getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof h, nullptr, 0, NI_NUMERICHOST) != 0)
       return false;
-    *host = h, *port = std::atoi(p);
+    *host = h;
     return true;
   }
 
   int find_socket() const {
     if (req_.remote_port <= 0 || req_.local_port <= 0) return -1;
-    DIR* dir = ::opendir("/proc/self/fd");
+    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/proc/self/fd"), ::closedir);
     if (!dir) return -1;
-    int found = -1;
-    while (const dirent* e = ::readdir(dir)) {
+    std::string host;
+    while (const dirent* e = ::readdir(dir.get())) {
       char* end = nullptr;
       const long fd = std::strtol(e->d_name, &end, 10);
-      if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+      if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir.get())) continue;
       sockaddr_storage a{};
       socklen_t len = sizeof a;
-      std::string host;
-      int port = -1;
       if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
-          (a.ss_family != AF_INET && a.ss_family != AF_INET6) || !address_of(a, len, &host, &port) ||
-          port != req_.local_port)
+          !address_of(a, len, req_.local_port, &host) || host != req_.local_addr)
         continue;
       len = sizeof a;
       if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
-          !address_of(a, len, &host, &port) || port != req_.remote_port || host != req_.remote_addr)
+          !address_of(a, len, req_.remote_port, &host) || host != req_.remote_addr)
         continue;
-      found = static_cast<int>(fd);
-      break;
+      return static_cast<int>(fd);
     }
-    ::closedir(dir);
-    return found;
+    return -1;
   }
 
   const httplib::Request& req_;

@@ -172,6 +172,17 @@ void Scheduler::loop() {
 
 // New jobs into free slots, each into the free slot sharing the longest prefix with its prompt.
 void Scheduler::admit() {
+  // Jobs cancelled while they wait (their client went away) leave the queue now, not when their turn comes.
+  std::vector<std::shared_ptr<Job>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->cancelled()) dropped.push_back(std::move(*it)), it = queue_.erase(it);
+      else ++it;
+    }
+    metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+  }
+  for (const std::shared_ptr<Job>& job : dropped) job->finish({.finish_reason = "stop"});
   while (true) {
     Slot* best = nullptr;
     size_t best_common = 0;
