@@ -275,9 +275,10 @@ class Serve(unittest.TestCase):
 
 class NonStreamingDisconnect(unittest.TestCase):
     """A non-streaming client that goes away cancels its sequence too, though nothing is written to it until
-    the end, and one that leaves while its request waits for a slot takes it out of the queue: the trained
-    model grown to a shape that decodes ~10x slower (same logits), so that the 480 tokens asked for take
-    seconds and the clients can leave in the middle."""
+    the end, and clients that leave while their requests wait for a slot (streaming or not) take them out of
+    the queue: the trained
+    model grown to a shape that decodes ~40x slower (same logits; 270 MB), so that the 480 tokens asked for
+    take seconds and the clients can leave in the middle."""
 
     def test_disconnect_cancels_non_streaming(self):
         # Uncancelled, greedy decoding of this prompt runs to max_tokens (no end of text before 480), so a
@@ -287,8 +288,8 @@ class NonStreamingDisconnect(unittest.TestCase):
         self.assertEqual(json.loads(alone.stdout)["stop"], "length")
         with tempfile.TemporaryDirectory() as d:
             grown = os.path.join(d, "grown.gguf")
-            subprocess.run([BITNET, "synth", "--grow", TRAINED, "--dim", "1536", "--hidden-dim", "4096", "--layers",
-                            "16", "--heads", "12", "--kv-heads", "6", "-o", grown], check=True, capture_output=True)
+            subprocess.run([BITNET, "synth", "--grow", TRAINED, "--dim", "2048", "--hidden-dim", "8192", "--layers",
+                            "16", "--heads", "16", "--kv-heads", "8", "-o", grown], check=True, capture_output=True)
             s = Server("-m", grown, "--parallel", "1")
             try:
                 before = s.metric("bitnet_generated_tokens_total")
@@ -305,12 +306,20 @@ class NonStreamingDisconnect(unittest.TestCase):
                 with socket.create_connection(("127.0.0.1", s.port)) as running:
                     running.sendall(request)
                     self.assertTrue(wait_for(lambda: s.metric("bitnet_generated_tokens_total") - before >= 10, 120))
-                    # A second request waits for the only slot; its client leaves: it leaves the queue at once.
-                    with socket.create_connection(("127.0.0.1", s.port)) as queued:
+                    # Two more requests wait for the only slot, one of them streaming (it has written nothing
+                    # yet either); their clients leave: the requests leave the queue at once.
+                    streamed = json.dumps({"prompt": PROMPTS[1], "max_tokens": 480, "stream": True})
+                    with socket.create_connection(("127.0.0.1", s.port)) as queued, \
+                            socket.create_connection(("127.0.0.1", s.port)) as queued_stream:
                         queued.sendall(request)
-                        self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 1, 60))
+                        queued_stream.sendall(
+                            (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(streamed)}\r\n\r\n{streamed}").encode())
+                        self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 2, 60))
                     self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 0, 10))
-                    self.assertEqual(s.metric("bitnet_active_sequences"), 1)  # the first one still runs
+                    # ... while the first one still runs (it would have to end to free the slot otherwise)
+                    self.assertLess(s.metric("bitnet_generated_tokens_total") - before, 480)
+                    self.assertEqual(s.metric("bitnet_active_sequences"), 1)
                 left = time.monotonic()  # its socket is closed: the first client has gone too
                 self.assertTrue(wait_for(lambda: s.metric("bitnet_active_sequences") == 0, 60))
                 self.assertLess(s.metric("bitnet_generated_tokens_total") - before, 240)  # long before 480

@@ -63,8 +63,9 @@ std::string random_id(const char* prefix) {
   return fmt::format("{}-{:x}{:04x}", prefix, t, counter.fetch_add(1) & 0xffff);
 }
 
-// Whether the client of a request is still connected, for a non-streaming completion, which writes nothing
-// until it is done (a streaming one learns it from a failed write). cpp-httplib 0.11 does not hand a
+// Whether the client of a request is still connected while its job waits for a slot or computes: a
+// non-streaming completion writes nothing until it is done, a streaming one nothing before its first token
+// (after that a failed write tells). cpp-httplib 0.11 does not hand a
 // handler its socket, so the watch finds it among the process's descriptors by the connection's four
 // addresses (local and remote host and port, which no two open TCP sockets share); the handler runs on the
 // thread that owns the socket, so it stays open meanwhile. The client has gone when poll reports that it
@@ -73,10 +74,33 @@ std::string random_id(const char* prefix) {
 // never goes.
 class ClientWatch {
  public:
-  explicit ClientWatch(const httplib::Request& req) : req_(req) {}
+  // The connection's addresses as cpp-httplib gives them (copied: a streaming answer outlives its handler).
+  struct Peer {
+    std::string remote_addr, local_addr;
+    int remote_port = -1, local_port = -1;
+  };
+  static Peer peer_of(const httplib::Request& req) {
+    return {req.remote_addr, req.local_addr, req.remote_port, req.local_port};
+  }
+  // Looks for the socket now, while the request has just been read: a client that closes its connection
+  // may reset it, and a reset socket no longer names its peer.
+  explicit ClientWatch(Peer peer) : req_(std::move(peer)), fd_(find_socket()) {}
 
-  bool gone() {
-    if (!searched_) fd_ = find_socket(), searched_ = true;
+  // job.next() that also cancels the job once the client has gone (looked at every kPeriod): false when
+  // the job has finished and every token has been taken.
+  bool next(Job& job, TokenEvent* e) {
+    while (true) {
+      const Job::Wait w = job.next_until(e, check_at_);
+      if (w == Job::Wait::Finished) return false;
+      if (std::chrono::steady_clock::now() >= check_at_) {
+        if (!job.cancelled() && gone()) job.cancel();  // the scheduler drops it at its next step
+        check_at_ = std::chrono::steady_clock::now() + kPeriod;
+      }
+      if (w == Job::Wait::Token) return true;
+    }
+  }
+
+  bool gone() const {
     if (fd_ < 0) return false;
     pollfd p{fd_, POLLRDHUP, 0};
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
@@ -120,9 +144,10 @@ class ClientWatch {
     return -1;
   }
 
-  const httplib::Request& req_;
-  bool searched_ = false;
+  static constexpr std::chrono::milliseconds kPeriod{100};
+  Peer req_;
   int fd_ = -1;
+  std::chrono::steady_clock::time_point check_at_ = std::chrono::steady_clock::now() + kPeriod;
 };
 
 // Request counts by endpoint and status for /metrics.
@@ -193,7 +218,8 @@ class Server {
  private:
   void routes();
   void completion(const httplib::Request& req, httplib::Response& res, bool chat);
-  void stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat, bool include_usage, bool logprobs);
+  void stream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<Job> job, bool chat,
+              bool include_usage, bool logprobs);
   json logprob_entry(const TokenEvent& e, bool chat) const;
   json legacy_top(const TokenEvent& e) const;  // /v1/completions' {token text: logprob} of the top ids
   std::string metrics_text() const;
@@ -244,24 +270,14 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
     res.set_header("Retry-After", "1");
     throw ApiError{503, "the server is busy: its request queue is full; retry later", "", "server_error", "queue_full"};
   }
-  if (c.stream) return stream(res, std::move(job), chat, c.include_usage, c.logprobs);
+  if (c.stream) return stream(req, res, std::move(job), chat, c.include_usage, c.logprobs);
 
   std::string text;
   json lp_entries = json::array();
   json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
-  // A client that has gone cancels its sequence (checked every kWatchPeriod while the job runs).
-  constexpr auto kWatchPeriod = std::chrono::milliseconds(100);
-  ClientWatch client(req);
-  auto check_at = std::chrono::steady_clock::now() + kWatchPeriod;
+  ClientWatch client(ClientWatch::peer_of(req));  // a client that has gone cancels its sequence
   TokenEvent e;
-  while (true) {
-    const Job::Wait w = job->next_until(&e, check_at);
-    if (w == Job::Wait::Finished) break;
-    if (std::chrono::steady_clock::now() >= check_at) {
-      if (!job->cancelled() && client.gone()) job->cancel();  // the scheduler drops it at its next step
-      check_at = std::chrono::steady_clock::now() + kWatchPeriod;
-    }
-    if (w == Job::Wait::Timeout) continue;
+  while (client.next(*job, &e)) {
     if (c.logprobs) {
       if (chat) {
         lp_entries.push_back(logprob_entry(e, true));
@@ -299,14 +315,17 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
   res.set_content(dump(out), "application/json");
 }
 
-void Server::stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat, bool include_usage, bool logprobs) {
+void Server::stream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<Job> job, bool chat,
+                    bool include_usage, bool logprobs) {
+  const ClientWatch::Peer peer = ClientWatch::peer_of(req);  // (the watch is made on this thread, below)
   const std::string id = random_id(chat ? "chatcmpl" : "cmpl");
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events through as they come
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, job, id, created, chat, include_usage, logprobs](size_t, httplib::DataSink& sink) {
+      [this, job, id, created, chat, include_usage, logprobs, client = ClientWatch(peer)](
+          size_t, httplib::DataSink& sink) mutable {
         auto send = [&](const json& j) {
           const std::string ev = "data: " + dump(j) + "\n\n";
           return sink.write(ev.data(), ev.size());
@@ -337,8 +356,9 @@ void Server::stream(httplib::Response& res, std::shared_ptr<Job> job, bool chat,
           if (include_usage) j["usage"] = nullptr;
           if (!send(j)) return job->cancel(), false;
         }
+        // client: also before the first token, while the job waits for a slot or reads a long prompt
         TokenEvent e;
-        while (job->next(&e)) {
+        while (client.next(*job, &e)) {
           if (!chunk(e.text, nullptr, &e)) {
             job->cancel();  // the client went away: the scheduler drops the sequence at its next step
             return false;
