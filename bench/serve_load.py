@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Bounded load test of `bitnet serve`: C concurrent clients send N requests of mixed lengths (chat and
-completions, some streaming, some abandoned midway by their client), then the report: unexpected errors,
+completions, some streaming, some abandoned midway by their client, streaming or not), then the report: unexpected errors,
 time to first token (p50/p99, streaming requests), aggregate generated tokens per second, and the server's
 resident memory after warm-up and at the end.
 
@@ -111,8 +111,8 @@ def make_requests(n, seed, max_tokens, words):
         else:
             body["prompt"] = text
         r = rng.random()
-        mode = "disconnect" if r < 0.1 else "stream" if r < 0.55 else "whole"
-        if mode != "whole":
+        mode = "disconnect" if r < 0.1 else "abandon" if r < 0.15 else "stream" if r < 0.55 else "whole"
+        if mode in ("disconnect", "stream"):
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         reqs.append({"i": i, "path": "/v1/chat/completions" if chat else "/v1/completions", "body": body,
@@ -127,6 +127,10 @@ def run_one(port, req):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
         c.request("POST", req["path"], body=json.dumps(req["body"]), headers={"Content-Type": "application/json"})
+        if req["mode"] == "abandon":  # a non-streaming client that gives up 10-40 ms after asking
+            time.sleep(0.01 * req["drop_after"])
+            c.sock.close()
+            return rec
         r = c.getresponse()
         if r.status != 200:
             rec["error"] = f"status {r.status}: {r.read()[:300]!r}"
@@ -276,7 +280,7 @@ def main():
     growth = rss["end"] - rss["warm"]
     report = {
         "requests": len(records), "clients": a.clients, "parallel": a.parallel,
-        "modes": {m: sum(r["mode"] == m for r in records) for m in ("whole", "stream", "disconnect")},
+        "modes": {m: sum(r["mode"] == m for r in records) for m in ("whole", "stream", "disconnect", "abandon")},
         "unexpected_errors": len(errors), "error_examples": [r["error"] for r in errors[:5]],
         "wall_s": round(wall, 3),
         "ttft_p50_ms": round(1000 * percentile(ttft, 50), 1) if ttft else None,
