@@ -324,6 +324,9 @@ class NonStreamingDisconnect(unittest.TestCase):
                 self.assertTrue(wait_for(lambda: s.metric("bitnet_active_sequences") == 0, 60))
                 self.assertLess(s.metric("bitnet_generated_tokens_total") - before, 240)  # long before 480
                 self.assertLess(time.monotonic() - left, 10)
+                # The two non-streaming requests whose clients left are counted apart (nginx's 499).
+                self.assertTrue(wait_for(lambda: s.metric(
+                    'bitnet_requests_total{endpoint="/v1/completions",status="499"}') == 2, 10))
                 # A client that stays gets its whole answer from the same server afterwards, chat included.
                 for path, body in (("/v1/completions", {"prompt": PROMPTS[2]}),
                                    ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPTS[0]}]})):

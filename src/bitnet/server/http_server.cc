@@ -93,12 +93,15 @@ class ClientWatch {
       const Job::Wait w = job.next_until(e, check_at_);
       if (w == Job::Wait::Finished) return false;
       if (std::chrono::steady_clock::now() >= check_at_) {
-        if (!job.cancelled() && gone()) job.cancel();  // the scheduler drops it at its next step
+        if (!job.cancelled() && gone()) job.cancel(), left_ = true;  // the scheduler drops it at its next step
         check_at_ = std::chrono::steady_clock::now() + kPeriod;
       }
       if (w == Job::Wait::Token) return true;
     }
   }
+
+  // Whether next() cancelled the job because the client had gone.
+  bool left() const { return left_; }
 
   bool gone() const {
     if (fd_ < 0) return false;
@@ -147,6 +150,7 @@ class ClientWatch {
   static constexpr std::chrono::milliseconds kPeriod{100};
   Peer req_;
   int fd_ = -1;
+  bool left_ = false;
   std::chrono::steady_clock::time_point check_at_ = std::chrono::steady_clock::now() + kPeriod;
 };
 
@@ -291,6 +295,8 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
     text += e.text;
   }
   const JobResult& r = job->result();
+  // Nobody reads this answer; 499 (nginx's "client closed request") keeps it apart in /metrics and logs.
+  if (client.left()) throw ApiError{499, "the client closed the connection before the answer", "", "client_closed"};
   if (!r.error.empty()) throw ApiError{500, r.error, "", "server_error"};
   text += r.tail;
   json usage{{"prompt_tokens", r.n_prompt}, {"completion_tokens", r.n_generated},
