@@ -97,6 +97,13 @@ class Server:
         return float(m.group(1)) if m else None
 
 
+def raw_post(path, body):
+    """The bytes of a POST of `body` (JSON) to `path`, for tests that drive the socket themselves."""
+    data = json.dumps(body)
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n{data}").encode()
+
+
 PROMPTS = ["It is a truth universally acknowledged, that", "In the beginning God created",
            "Elizabeth looked at her sister and said,", "The evening was fine, and"]
 
@@ -245,11 +252,9 @@ class Serve(unittest.TestCase):
         # The server computes at most a few tokens ahead of what the client has taken; once the client is
         # gone its sequence is dropped, long before max_tokens.
         before = self.s.metric("bitnet_generated_tokens_total")
-        body = json.dumps({"prompt": PROMPTS[2], "max_tokens": 480, "stream": True, "temperature": 0,
-                           "ignore": "x" * 10})
         sock = socket.create_connection(("127.0.0.1", self.s.port))
-        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        sock.sendall(raw_post("/v1/completions", {"prompt": PROMPTS[2], "max_tokens": 480, "stream": True,
+                                                  "temperature": 0, "ignore": "x" * 10}))
         got = b""
         while b"data: " not in got:  # the first token has been sent
             got += sock.recv(4096)
@@ -293,9 +298,7 @@ class NonStreamingDisconnect(unittest.TestCase):
             s = Server("-m", grown, "--parallel", "1")
             try:
                 before = s.metric("bitnet_generated_tokens_total")
-                data = json.dumps({"prompt": PROMPTS[2], "max_tokens": 480, "temperature": 0})
-                request = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           f"Content-Length: {len(data)}\r\n\r\n{data}").encode()
+                request = raw_post("/v1/completions", {"prompt": PROMPTS[2], "max_tokens": 480, "temperature": 0})
 
                 def wait_for(cond, seconds):
                     deadline = time.monotonic() + seconds
@@ -308,13 +311,11 @@ class NonStreamingDisconnect(unittest.TestCase):
                     self.assertTrue(wait_for(lambda: s.metric("bitnet_generated_tokens_total") - before >= 10, 120))
                     # Two more requests wait for the only slot, one of them streaming (it has written nothing
                     # yet either); their clients leave: the requests leave the queue at once.
-                    streamed = json.dumps({"prompt": PROMPTS[1], "max_tokens": 480, "stream": True})
                     with socket.create_connection(("127.0.0.1", s.port)) as queued, \
                             socket.create_connection(("127.0.0.1", s.port)) as queued_stream:
                         queued.sendall(request)
                         queued_stream.sendall(
-                            (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(streamed)}\r\n\r\n{streamed}").encode())
+                            raw_post("/v1/completions", {"prompt": PROMPTS[1], "max_tokens": 480, "stream": True}))
                         self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 2, 60))
                     self.assertTrue(wait_for(lambda: s.metric("bitnet_queue_depth") == 0, 10))
                     # ... while the first one still runs (it would have to end to free the slot otherwise)

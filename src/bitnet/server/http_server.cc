@@ -103,13 +103,13 @@ class ClientWatch {
   // Whether next() cancelled the job because the client had gone.
   bool left() const { return left_; }
 
+ private:
   bool gone() const {
     if (fd_ < 0) return false;
     pollfd p{fd_, POLLRDHUP, 0};
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
- private:
   // The port and numeric host of a socket address (getnameinfo, as cpp-httplib writes Request::remote_addr
   // and local_addr); false for anything but IPv4/IPv6 or when `want_port` differs (no host lookup then).
   static bool address_of(const sockaddr_storage& a, socklen_t len, int want_port, std::string* host) {
@@ -323,14 +323,13 @@ void Server::completion(const httplib::Request& req, httplib::Response& res, boo
 
 void Server::stream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<Job> job, bool chat,
                     bool include_usage, bool logprobs) {
-  const ClientWatch::Peer peer = ClientWatch::peer_of(req);  // (the watch is made on this thread, below)
   const std::string id = random_id(chat ? "chatcmpl" : "cmpl");
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events through as they come
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, job, id, created, chat, include_usage, logprobs, client = ClientWatch(peer)](
+      [this, job, id, created, chat, include_usage, logprobs, client = ClientWatch(ClientWatch::peer_of(req))](
           size_t, httplib::DataSink& sink) mutable {
         auto send = [&](const json& j) {
           const std::string ev = "data: " + dump(j) + "\n\n";

@@ -48,15 +48,6 @@ void SchedulerMetrics::Histogram::add(double ms) {
   ++n;
 }
 
-bool Job::next(TokenEvent* out) {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !events_.empty() || finished_; });
-  if (events_.empty()) return false;
-  *out = std::move(events_.front());
-  events_.pop_front();
-  return true;
-}
-
 Job::Wait Job::next_until(TokenEvent* out, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
   if (!cv_.wait_until(lock, deadline, [&] { return !events_.empty() || finished_; })) return Wait::Timeout;

@@ -71,9 +71,8 @@ class Scheduler;
 // A submitted request: the HTTP thread waits on it; the scheduler fills it.
 class Job {
  public:
-  // Waits for the next token; false once the job has finished and every token has been taken.
-  bool next(TokenEvent* out);
-  // The same, waiting at most until `deadline`: Token, Finished (as next() returning false) or Timeout.
+  // Waits at most until `deadline` for the next token: Token (taken into *out), Finished (the job has
+  // finished and every token has been taken) or Timeout.
   enum class Wait { Token, Finished, Timeout };
   Wait next_until(TokenEvent* out, std::chrono::steady_clock::time_point deadline);
   // Asks the scheduler to stop this job at its next step (the client went away).
