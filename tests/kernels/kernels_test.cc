@@ -213,6 +213,74 @@ std::vector<uint8_t> encode_qhead(int bits, const QheadRow& r, int64_t K) {
 // Block of element k: lane (k % 64) / 4 of its super-block.
 int64_t qhead_block(int64_t k) { return k / 512 * 16 + k % 64 / 4; }
 
+// M rows of the Rows layout in the layout `kt` reads for width K (packed with pack_qhead_panel, which
+// QheadPanelLayoutMatchesTheDefinition checks against the layout text).
+std::vector<uint8_t> qhead_for_table(const KernelTable& kt, int bits, const std::vector<uint8_t>& rows, int64_t M, int64_t K) {
+  const kernels::QheadLayout layout = kernels::qhead_layout_for(kt, K);
+  if (layout == kernels::QheadLayout::Rows) return rows;
+  const size_t rb = kernels::qhead_row_bytes(bits, K);
+  std::vector<uint8_t> out(kernels::qhead_layout_bytes(layout, bits, M, K));
+  EXPECT_EQ(out.size(), size_t((M + 15) / 16 * 16) * rb);
+  for (int64_t p = 0; p * 16 < M; ++p)
+    kernels::pack_qhead_panel(bits, rows.data() + p * 16 * rb, std::min<int64_t>(16, M - p * 16), K, out.data() + p * 16 * rb);
+  return out;
+}
+
+// Panel16 by the letter of kernels.h, from the values and scales (not from the rows' bytes): per super-block 256
+// scale bytes [block][row], then per block its 8 tiles of 16 rows x 4 elements, values at the top of their bytes.
+TEST(Kernels, QheadPanelLayoutMatchesTheDefinition) {
+  std::mt19937 rng(24);
+  for (int bits : {4, 6})
+    for (int64_t M : {16, 21}) {
+      const int64_t K = 1024, supers = K / 512;
+      const int h = bits == 6 ? 32 : 8;
+      std::vector<QheadRow> rows(M);
+      std::vector<uint8_t> packed_rows;
+      for (auto& r : rows) {
+        r.w.resize(K);
+        r.scale.resize(supers * 16);
+        for (auto& v : r.w) v = static_cast<int>(rng() % (2 * h)) - h;
+        for (auto& v : r.scale) v = static_cast<uint8_t>(rng() % 256);
+        const auto e = encode_qhead(bits, r, K);
+        packed_rows.insert(packed_rows.end(), e.begin(), e.end());
+      }
+      const size_t rb = kernels::qhead_row_bytes(bits, K);
+      for (int64_t p = 0; p * 16 < M; ++p) {
+        const int64_t n = std::min<int64_t>(16, M - p * 16);
+        std::vector<uint8_t> want;
+        // u of row r (of the panel), element k; padding rows hold weight 0 with scale 0
+        auto u = [&](int64_t r, int64_t k) { return r < n ? rows[p * 16 + r].w[k] + h : h; };
+        for (int64_t s = 0; s < supers; ++s) {
+          for (int l = 0; l < 16; ++l)
+            for (int64_t r = 0; r < 16; ++r) want.push_back(r < n ? rows[p * 16 + r].scale[s * 16 + l] : 0);
+          for (int l = 0; l < 16; ++l) {
+            auto tile = [&](int i, int b) { return u(b / 4, 512 * s + 64 * i + 4 * l + b % 4); };
+            if (bits == 6) {
+              for (int c = 0; c < 2; ++c)
+                for (int x = 0; x < 3; ++x)
+                  for (int b = 0; b < 64; ++b)
+                    want.push_back(static_cast<uint8_t>(tile(4 * c + x, b) << 2 | (tile(4 * c + 3, b) >> (2 * x) & 3)));
+            } else {
+              for (int c = 0; c < 4; ++c)
+                for (int b = 0; b < 64; ++b) want.push_back(static_cast<uint8_t>(tile(2 * c, b) << 4 | tile(2 * c + 1, b)));
+            }
+          }
+        }
+        ASSERT_EQ(want.size(), 16 * rb);
+        std::vector<uint8_t> got(16 * rb, 0xAA);
+        kernels::pack_qhead_panel(bits, packed_rows.data() + p * 16 * rb, n, K, got.data());
+        EXPECT_EQ(got, want) << "bits=" << bits << " M=" << M << " panel " << p;
+      }
+    }
+  // Panels only where every super-block is whole, and only for tables that read them.
+  for (const KernelTable* kt : kernels::supported_tables()) {
+    EXPECT_EQ(kernels::qhead_layout_for(*kt, 576), kernels::QheadLayout::Rows) << kt->name;
+    EXPECT_EQ(kernels::qhead_layout_for(*kt, 2560), kt->qhead_layout) << kt->name;
+  }
+  EXPECT_EQ(kernels::qhead_layout_bytes(kernels::QheadLayout::Rows, 6, 21, 512), 21 * kernels::qhead_row_bytes(6, 512));
+  EXPECT_EQ(kernels::qhead_layout_bytes(kernels::QheadLayout::Panel16, 6, 21, 512), 32 * kernels::qhead_row_bytes(6, 512));
+}
+
 TEST(Kernels, QheadLayoutAndScalarGemmMatchTheDefinition) {
   std::mt19937 rng(21);
   for (int bits : {4, 6})
@@ -257,7 +325,7 @@ TEST(Kernels, QheadGemmBitExact) {
   std::mt19937 rng(22);
   std::normal_distribution<float> nd;
   for (int bits : {4, 6})
-    for (int64_t K : {64, 256, 576, 2560})
+    for (int64_t K : {64, 256, 512, 576, 2560})  // panels where K % 512 == 0 (Panel16 tables)
       for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17}) {  // every token block size up to 8, chunks of 16
         const int64_t M = 37;                      // row tiles of 16: whole and partial
         const size_t rb = kernels::qhead_row_bytes(bits, K);
@@ -277,12 +345,13 @@ TEST(Kernels, QheadGemmBitExact) {
         std::vector<float> ref(T * ld, -1.0f);
         kernels::scalar_table().qhead_gemm(bits, w.data(), rb, K, 0, M, q.data(), as.data(), T, rs.data(), ref.data(), ld);
         for (const KernelTable* kt : simd_tables()) {
+          const std::vector<uint8_t> wt = qhead_for_table(*kt, bits, w, M, K);
           std::vector<float> y(T * ld, -1.0f);
-          kt->qhead_gemm(bits, w.data(), rb, K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), ld);
+          kt->qhead_gemm(bits, wt.data(), rb, K, 0, M, q.data(), as.data(), T, rs.data(), y.data(), ld);
           for (int64_t i = 0; i < T * ld; ++i)
             ASSERT_EQ(bits_of(y[i]), bits_of(ref[i])) << kt->name << " bits=" << bits << " K=" << K << " T=" << T << " i=" << i;
           std::vector<float> part(T * ld, -1.0f);  // a row range inside the matrix, as threads split it
-          kt->qhead_gemm(bits, w.data(), rb, K, 5, 23, q.data(), as.data(), T, rs.data(), part.data(), ld);
+          kt->qhead_gemm(bits, wt.data(), rb, K, 5, 23, q.data(), as.data(), T, rs.data(), part.data(), ld);
           for (int64_t t = 0; t < T; ++t)
             for (int64_t m = 0; m < ld; ++m)
               ASSERT_EQ(bits_of(part[t * ld + m]), bits_of(m >= 5 && m < 23 ? ref[t * ld + m] : -1.0f)) << kt->name;
@@ -306,8 +375,9 @@ TEST(Kernels, QheadGemmExtremesAtLargestWidth) {
     const float as = 1.0f, rs[M] = {1.0f, 1.0f};
     const float want[M] = {static_cast<float>(int64_t{255} * -h * -128 * K), static_cast<float>(int64_t{255} * (h - 1) * -128 * K)};
     for (const KernelTable* kt : kernels::supported_tables()) {
+      const std::vector<uint8_t> wt = qhead_for_table(*kt, bits, w, M, K);
       float y[M];
-      kt->qhead_gemm(bits, w.data(), kernels::qhead_row_bytes(bits, K), K, 0, M, q.data(), &as, 1, rs, y, M);
+      kt->qhead_gemm(bits, wt.data(), kernels::qhead_row_bytes(bits, K), K, 0, M, q.data(), &as, 1, rs, y, M);
       EXPECT_EQ(y[0], want[0]) << kt->name << " bits=" << bits;
       EXPECT_EQ(y[1], want[1]) << kt->name << " bits=" << bits;
     }

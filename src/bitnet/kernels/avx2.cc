@@ -490,7 +490,7 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2",   TernaryLayout::Panel8, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_row_i8,
+  static const KernelTable t{"avx2",   TernaryLayout::Panel8, QheadLayout::Rows, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_row_i8,
                              dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
                              axpy_f32, axpy_f16,              read_sum,     attn_scores,
                              attn_mix,     exp_shift,    silu_mul,     to_f16};

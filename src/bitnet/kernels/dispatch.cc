@@ -42,7 +42,7 @@ bool cpu_has_avxvnni() {
 bool cpu_has_avx512() {
 #if defined(__x86_64__)
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 #else
   return false;
 #endif

@@ -45,11 +45,20 @@ void pack_ternary(TernaryLayout layout, const uint8_t* i2s, int64_t M, int64_t K
 // K % 128 == 0 for all of them).
 bool ternary_layout_fits(TernaryLayout layout, int64_t K);
 
+// Layouts of a 4- or 6-bit LM head [M][K] that qhead_gemm reads (the row format is described below, "4- and
+// 6-bit LM head rows"):
+//  - Rows: row m at byte m * qhead_row_bytes(bits, K).
+//  - Panel16: for K % 512 == 0 (other widths stay in Rows): rows in panels of 16 (the last one padded with
+//    zero rows), panel p at byte 16p * qhead_row_bytes(bits, K); see pack_qhead_panel.
+enum class QheadLayout { Rows, Panel16 };
+
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "avxvnni", "vnni256", "avx512", "neon"
 
   // The layout ternary_gemm reads (weights are packed into it once, at load time).
   TernaryLayout layout;
+  // The layout qhead_gemm reads where the width allows it (qhead_layout_for; packed once, at load time).
+  QheadLayout qhead_layout;
 
   // Ternary weights in `layout` times int8 activations [T][K] (natural order) with
   // act_sums[t] = sum_k q[t][k]:
@@ -63,8 +72,8 @@ struct KernelTable {
   void (*int8_gemm)(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales,
                     int64_t T, const float* row_scales, float* y, int64_t ldy);
 
-  // 4- or 6-bit LM head rows (`bits`, the layout below) of row_bytes = qhead_row_bytes(bits, K) times int8
-  // activations [T][K]:
+  // 4- or 6-bit LM head rows (`bits`, the format below, in qhead_layout_for(table, K)) of row_bytes =
+  // qhead_row_bytes(bits, K) times int8 activations [T][K]:
   //   y[t][m] = float(sum_l s_l * sum_{k in block l} w[m][k]*q[t][k]) / act_scales[t] * row_scales[m]
   // with the integer sum exact (so every table gives the scalar table's bits).
   void (*qhead_gemm)(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
@@ -216,6 +225,22 @@ size_t qhead_row_bytes(int bits, int64_t K);
 // the one of six candidates with the least squared error; the row's scale makes the largest step 255.
 float quantize_qhead_row(int bits, const float* x, int64_t K, uint8_t* out);
 void dequantize_qhead_row(int bits, const uint8_t* row, float row_scale, int64_t K, float* out);
+// The layout `kt`'s qhead_gemm reads for rows of K elements: its qhead_layout, or Rows where that needs a width
+// it does not have.
+QheadLayout qhead_layout_for(const KernelTable& kt, int64_t K);
+// Bytes of an [M][K] head in `layout` (Panel16 rounds M up to whole panels).
+size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K);
+// Panel16: the n (<= 16) rows at `rows` (Rows layout; rows n..15 are padding: weight 0, scale 0) written as one
+// panel of 16 * qhead_row_bytes(bits, K) bytes. K % 512 == 0, so every super-block has 8 groups. Per super-block:
+//   256 bytes: the block scales, byte 16l + r = s_l of row r;
+//   per block l = 0..15, its 8 tiles i = 0..7 (tile i: elements 512s + 64i + 4l + j, j < 4, of the 16 rows, value
+//   u of row r, element j in byte 4r + j, vpdpbusd's order, so one register multiplies 16 rows by a broadcast of
+//   4 activations), stored with each value shifted up to the top of its byte:
+//     6 bits: per 4 tiles (i = 4c..4c+3) 3 x 64 bytes X0, X1, X2: byte b of Xn = u_{4c+n}[b] << 2 | bits 2n, 2n + 1
+//             of u_{4c+3}[b];
+//     4 bits: per 2 tiles (i = 2c, 2c + 1) 64 bytes: byte b = u_{2c}[b] << 4 | u_{2c+1}[b].
+//   The same values and scales as the rows, so every layout gives the same products to the bit.
+void pack_qhead_panel(int bits, const uint8_t* rows, int64_t n, int64_t K, uint8_t* out);
 // The scalar table's qhead_gemm.
 void qhead_gemm_scalar(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
                        const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy);

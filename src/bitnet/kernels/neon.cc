@@ -252,7 +252,7 @@ void silu_mul(const float* g, float* u, int64_t n) {
 }  // namespace
 
 const KernelTable* neon_table() {
-  static const KernelTable t{"neon",   TernaryLayout::I2S, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_i8,
+  static const KernelTable t{"neon",   TernaryLayout::I2S, QheadLayout::Rows, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_i8,
                              dot_f32,  dot_f16,            FromDots<neon_table>::gemm_f16,
                              axpy_f32, axpy_f16,           read_sum,     FromDots<neon_table>::attn_scores,
                              FromDots<neon_table>::attn_mix, exp_shift,    silu_mul,

@@ -131,6 +131,40 @@ void dequantize_qhead_row(int bits, const uint8_t* row, float row_scale, int64_t
   }
 }
 
+QheadLayout qhead_layout_for(const KernelTable& kt, int64_t K) {
+  return kt.qhead_layout == QheadLayout::Panel16 && K % (kGroup * kSuperGroups) == 0 ? QheadLayout::Panel16
+                                                                                       : QheadLayout::Rows;
+}
+
+size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K) {
+  const int64_t rows = layout == QheadLayout::Panel16 ? (M + kLanes - 1) / kLanes * kLanes : M;
+  return static_cast<size_t>(rows) * qhead_row_bytes(bits, K);
+}
+
+void pack_qhead_panel(int bits, const uint8_t* rows, int64_t n, int64_t K, uint8_t* out) {
+  const size_t rb = qhead_row_bytes(bits, K);
+  const int64_t supers = K / (kGroup * kSuperGroups), gb = group_bytes(bits);
+  const int pad = half_range(bits);  // the stored value of weight 0
+  for (int64_t s = 0; s < supers; ++s) {
+    // Row r's super-block s: 16 scales, then 8 groups.
+    auto super = [&](int64_t r) { return rows + r * rb + s * (kLanes + kSuperGroups * gb); };
+    auto u = [&](int64_t r, int64_t i, int64_t l, int j) { return r < n ? group_value(bits, super(r) + kLanes + i * gb, int(4 * l + j)) : pad; };
+    for (int l = 0; l < kLanes; ++l)
+      for (int64_t r = 0; r < kLanes; ++r) *out++ = r < n ? super(r)[l] : 0;
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const int per = bits == 6 ? 4 : 2;  // tiles stored together
+      for (int64_t c = 0; c < kSuperGroups / per; ++c)
+        for (int x = 0; x < (bits == 6 ? 3 : 1); ++x)
+          for (int b = 0; b < 64; ++b) {
+            const int64_t r = b / 4;
+            const int j = b % 4;
+            *out++ = bits == 6 ? static_cast<uint8_t>(u(r, 4 * c + x, l, j) << 2 | ((u(r, 4 * c + 3, l, j) >> (2 * x)) & 3))
+                               : static_cast<uint8_t>(u(r, 2 * c, l, j) << 4 | u(r, 2 * c + 1, l, j));
+          }
+    }
+  }
+}
+
 void qhead_gemm_scalar(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
                        const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
   const int h = half_range(bits);

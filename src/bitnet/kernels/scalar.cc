@@ -173,7 +173,7 @@ void to_f16_scalar(const float* x, uint16_t* y, int64_t n) {
 }
 
 const KernelTable& scalar_table() {
-  static const KernelTable t{"scalar",        TernaryLayout::I2S, scalar_ternary_gemm, scalar_int8_gemm, qhead_gemm_scalar, scalar_sum_squares, scalar_quantize_i8,
+  static const KernelTable t{"scalar",        TernaryLayout::I2S, QheadLayout::Rows, scalar_ternary_gemm, scalar_int8_gemm, qhead_gemm_scalar, scalar_sum_squares, scalar_quantize_i8,
                              scalar_dot_f32, scalar_dot_f16, FromDots<scalar_table_ptr>::gemm_f16, scalar_axpy_f32, scalar_axpy_f16,
                              scalar_read_sum, FromDots<scalar_table_ptr>::attn_scores,
                              FromDots<scalar_table_ptr>::attn_mix, exp_shift_scalar, silu_mul_scalar,

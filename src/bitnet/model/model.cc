@@ -295,15 +295,26 @@ void Model::quantize_head(LmHead format, int32_t n_threads) {
   auto h = std::make_unique<QuantHead>();
   h->bits = bits;
   h->row_bytes = bits == 8 ? size_t(d) : kernels::qhead_row_bytes(bits, d);
-  h->w = PageBuffer(h->row_bytes * V);
+  h->layout = bits == 8 ? kernels::QheadLayout::Rows : kernels::qhead_layout_for(kernels::active(), d);
+  const bool panels = h->layout == kernels::QheadLayout::Panel16;
+  h->w = PageBuffer(bits == 8 ? h->row_bytes * V : kernels::qhead_layout_bytes(h->layout, bits, V, d));
   h->row_scale.resize(V);
   ThreadPool pool(n_threads > 0 ? n_threads : ThreadPool::default_threads());
   std::vector<float> rows(size_t(pool.size()) * d);  // one float row per thread
+  // Panels: each thread quantizes 16 rows into its own buffer and packs them (chunks are multiples of 64 rows).
+  std::vector<uint8_t> panel(panels ? size_t(pool.size()) * 16 * h->row_bytes : 0);
   pool.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int thread) {
     float* row = &rows[size_t(thread) * d];
     for (int64_t v = v0; v < v1; ++v) {
       kernels::dequantize_row(output.type, output.data + size_t(v) * output.row_bytes, d, row);
       uint8_t* out = h->w.data() + size_t(v) * h->row_bytes;
+      if (panels) {
+        uint8_t* mine = &panel[size_t(thread) * 16 * h->row_bytes];
+        h->row_scale[v] = kernels::quantize_qhead_row(bits, row, d, mine + size_t(v % 16) * h->row_bytes);
+        if (v % 16 == 15 || v + 1 == v1)
+          kernels::pack_qhead_panel(bits, mine, v % 16 + 1, d, h->w.data() + size_t(v / 16 * 16) * h->row_bytes);
+        continue;
+      }
       if (bits != 8) {
         h->row_scale[v] = kernels::quantize_qhead_row(bits, row, d, out);
         continue;

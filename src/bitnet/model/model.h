@@ -45,11 +45,13 @@ struct LoadOptions {
   bool tokenizer = true;
 };
 
-// A quantized LM head: [vocab] rows of row_bytes (int8 values for 8 bits, kernels.h's qhead layout for 6 and
-// 4) with one float scale per row. Activations are quantized per token as BitLinear's.
+// A quantized LM head: [vocab] rows of row_bytes (int8 values for 8 bits, kernels.h's qhead rows for 6 and 4,
+// in `layout`: the active kernel table's for this width) with one float scale per row. Activations are quantized
+// per token as BitLinear's.
 struct QuantHead {
   int bits = 8;
   size_t row_bytes = 0;
+  kernels::QheadLayout layout = kernels::QheadLayout::Rows;
   PageBuffer w;
   std::vector<float> row_scale;
 };
