@@ -746,10 +746,11 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
 #pragma GCC unroll 16
         for (int t = 0; t < NT; ++t) part[t] = _mm512_setzero_si512();
         for (int l = 8 * half; l < 8 * half + 8; ++l) {
-          // Two accumulators per token: twice the independent vpdpbusd chains.
-          __m512i a[NT], b[NT];
+          // One accumulator per token and block (two, for more independent vpdpbusd chains, were 0-15 % slower
+          // standalone for 1-8 tokens: the extra adds cost more than the chains gave).
+          __m512i a[NT];
 #pragma GCC unroll 16
-          for (int t = 0; t < NT; ++t) a[t] = b[t] = _mm512_setzero_si512();
+          for (int t = 0; t < NT; ++t) a[t] = _mm512_setzero_si512();
           const int64_t x0 = s * 512 + 4 * l;  // tile i's activations at x0 + 64i
           if constexpr (Bits == 6) {
 #pragma GCC unroll 2
@@ -765,9 +766,9 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
 #pragma GCC unroll 16
               for (int t = 0; t < NT; ++t) {
                 a[t] = dpbusd_bcst(a[t], t0, qs[t] + xc);
-                b[t] = dpbusd_bcst(b[t], t1, qs[t] + xc + 64);
+                a[t] = dpbusd_bcst(a[t], t1, qs[t] + xc + 64);
                 a[t] = dpbusd_bcst(a[t], t2, qs[t] + xc + 128);
-                b[t] = dpbusd_bcst(b[t], t3, qs[t] + xc + 192);
+                a[t] = dpbusd_bcst(a[t], t3, qs[t] + xc + 192);
               }
             }
           } else {
@@ -780,14 +781,14 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
 #pragma GCC unroll 16
               for (int t = 0; t < NT; ++t) {
                 a[t] = dpbusd_bcst(a[t], t0, qs[t] + xc);
-                b[t] = dpbusd_bcst(b[t], t1, qs[t] + xc + 64);
+                a[t] = dpbusd_bcst(a[t], t1, qs[t] + xc + 64);
               }
             }
           }
           const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 16 * l)));
 #pragma GCC unroll 16
           for (int t = 0; t < NT; ++t)
-            part[t] = _mm512_add_epi32(part[t], _mm512_mullo_epi32(sub_bcst(_mm512_add_epi32(a[t], b[t]), offs[t] + 16 * s + l), sc));
+            part[t] = _mm512_add_epi32(part[t], _mm512_mullo_epi32(sub_bcst(a[t], offs[t] + 16 * s + l), sc));
         }
 #pragma GCC unroll 16
         for (int t = 0; t < NT; ++t) {
