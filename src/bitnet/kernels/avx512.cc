@@ -626,7 +626,8 @@ void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t*
   }
 }
 
-// ---- 4- and 6-bit LM head rows (layout in kernels.h) ----
+// ---- 4- and 6-bit LM head rows (layout in kernels.h): widths that are not a multiple of 512 ----
+// (Others are read in panels: see the next section.)
 //
 // A group's 64 values are unpacked into one register in element order (vpsrlvq by 0 / 4 splits the nibbles of a
 // 32-byte broadcast; the 6-bit planes are shifted into bits 4-5 per 128-bit lane), and vpdpbusd multiplies them
