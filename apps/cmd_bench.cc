@@ -4,7 +4,9 @@
 // tokens one at a time, each with logits), like llama-bench: mean and standard deviation over -r
 // repetitions after one warm-up, for every combination of the comma-separated -p/-n, -d and -t values.
 // --parallel P > 1 adds batched generation (what `bitnet serve --parallel P` does): P sequences, each with
-// -d tokens of context, decode together, one token of each per forward pass; tok/s counts all P.
+// -d tokens of context, decode together, one token of each per forward pass; tok/s counts all P. Its
+// repetitions alternate with those of the one-sequence test of the same length, so their ratio compares the
+// same minutes of a shared memory bus.
 // --lookup adds a reuse task (a passage, then its opening again: the model is asked to repeat it), generated
 // greedily with plain decoding and with prompt lookup; it reports both speeds, the share of drafts accepted,
 // tokens per forward pass, and checks that both give the same tokens.
@@ -188,7 +190,8 @@ Action register_bench(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--parallel", o->parallel,
                  "Sequences generating together, comma-separated list: P > 1 adds a tg test of P sequences decoding "
-                 "in one batch per token (tok/s counts all P)")
+                 "in one batch per token (tok/s counts all P; its repetitions alternate with the one-sequence test's, "
+                 "and the ratio is printed)")
       ->capture_default_str();
   app.add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", o->threads, "Threads, comma-separated list (0: all cores)")->capture_default_str();
@@ -303,57 +306,54 @@ Action register_bench(CLI::App& app) {
           }
           tests.push_back(std::move(t));
         }
+        // Generation: one sequence, and P sequences decoding in one batch per token (what `bitnet serve
+        // --parallel P` does). The repetitions of the tests of one length take turns (one sequence, then each P,
+        // then again), so the ratios printed below compare the same minutes of a memory bus other machines
+        // share rather than runs minutes apart. Batched sequences 1.. start from their own `depth` random
+        // tokens (evaluated untimed once, kept by every repetition); sequence 0 is the one-sequence test's.
+        std::vector<int32_t> pars{1};
+        for (int32_t par : parallels)
+          if (par > 1) pars.push_back(par);
+        const int32_t max_par = *std::max_element(pars.begin(), pars.end());
+        std::vector<BatchToken> batch;
+        std::vector<float> logits;
+        if (depth > 0)
+          for (int32_t seq = 1; seq < max_par; ++seq) {
+            const std::vector<int32_t> ctx = random_tokens(depth);
+            batch.clear();
+            for (int32_t p = 0; p < depth; ++p) batch.push_back({ctx[p], p, seq, false});
+            s.decode(batch, nullptr);
+          }
+        auto step = [&](int32_t par, int32_t pos) {
+          batch.clear();
+          for (int32_t seq = 0; seq < par; ++seq) batch.push_back({tok(rng), pos, seq, true});
+          s.decode(batch, &logits);
+        };
         for (int32_t n_gen : gens) {
           if (n_gen == 0) continue;
-          Test t{s.n_threads(), 0, n_gen, depth};
-          t.read_gb_s = bw;
-          t.bytes_per_token = weights_per_token + kv_row * (uint64_t(depth) + uint64_t(n_gen + 1) / 2);
-          for (int r = -1; r < o->reps; ++r) {
-            s.truncate(depth);
-            s.eval({tok(rng)}, nullptr, &last);  // the first token's logits: generation starts after it
-            if (o->profile && r >= 0) s.set_profile(&t.profile);
-            const double sec =
-                timed_steps(s, n_gen, o->roofline, r >= 0, t, 1, [&](int32_t) { s.eval({tok(rng)}, nullptr, &last); });
-            s.set_profile(nullptr);
-            if (r >= 0) t.series.tps.push_back(n_gen / sec);
-          }
-          tests.push_back(std::move(t));
-        }
-        // Batched generation: P sequences, each with its own `depth` random tokens (evaluated untimed once,
-        // kept by every repetition), decode together.
-        for (int32_t par : parallels) {
-          if (par == 1) continue;
-          std::vector<BatchToken> batch;
-          std::vector<float> logits;
-          if (depth > 0) {
-            for (int32_t seq = 0; seq < par; ++seq) {
-              const std::vector<int32_t> ctx = random_tokens(depth);
-              batch.clear();
-              for (int32_t p = 0; p < depth; ++p) batch.push_back({ctx[p], p, seq, false});
-              s.decode(batch, nullptr);
-            }
-          }
-          auto step = [&](int32_t pos) {
-            batch.clear();
-            for (int32_t seq = 0; seq < par; ++seq) batch.push_back({tok(rng), pos, seq, true});
-            s.decode(batch, &logits);
-          };
-          for (int32_t n_gen : gens) {
-            if (n_gen == 0) continue;
+          std::vector<Test> runs;
+          for (int32_t par : pars) {
             Test t{s.n_threads(), 0, n_gen, depth, par};
             t.read_gb_s = bw;
             // Per generated token: the weights once per step, shared by the P tokens, and each its own K/V.
             t.bytes_per_token = weights_per_token / par + kv_row * (uint64_t(depth) + uint64_t(n_gen + 1) / 2);
-            for (int r = -1; r < o->reps; ++r) {
-              step(depth);
+            runs.push_back(std::move(t));
+          }
+          for (int r = -1; r < o->reps; ++r)  // r = -1: warm-up, not counted
+            for (Test& t : runs) {
+              const int32_t par = t.parallel;
+              s.truncate(depth);  // sequence 0 back to its context (batched steps wrote past it)
+              if (par == 1) s.eval({tok(rng)}, nullptr, &last);  // the first token's logits: generation starts after it
+              else step(par, depth);
               if (o->profile && r >= 0) s.set_profile(&t.profile);
-              const double sec =
-                  timed_steps(s, n_gen, o->roofline, r >= 0, t, par, [&](int32_t i) { step(depth + 1 + i); });
+              const double sec = timed_steps(s, n_gen, o->roofline, r >= 0, t, par, [&](int32_t i) {
+                if (par == 1) s.eval({tok(rng)}, nullptr, &last);
+                else step(par, depth + 1 + i);
+              });
               s.set_profile(nullptr);
               if (r >= 0) t.series.tps.push_back(double(n_gen) * par / sec);
             }
-            tests.push_back(std::move(t));
-          }
+          for (Test& t : runs) tests.push_back(std::move(t));
         }
         // The reuse task, plainly and with prompt lookup (the text is tokenized once; its tokens are at most its
         // bytes plus BOS, which the context above allows for).

@@ -177,6 +177,26 @@ class Cli(unittest.TestCase):
         rows = [l for l in p.stdout.splitlines() if l.startswith("| bitnet-b1.58 4L")]
         self.assertEqual([r.split("|")[5].strip() for r in rows], ["pp8", "tg4"])
 
+    def test_bench_parallel_takes_turns_with_one_sequence(self):
+        # --parallel P adds P sequences decoding together beside the one-sequence test of each length and depth
+        # (their repetitions alternate), and prints the ratio between them.
+        path = self.synth()
+        j = json.loads(run("bench", "-m", path, "-p", "0", "-n", "4,6", "-d", "0,5", "--parallel", "3", "-t", "2", "-r", "2",
+                           "--json", "--profile", check=0).stdout)
+        got = [(t["n_depth"], t["test"], t["n_parallel"]) for t in j["tests"]]
+        want = [(d, f"tg{n}" + (f" x{p}" if p > 1 else "") + (f" @ d{d}" if d else ""), p)
+                for d in (0, 5) for n in (4, 6) for p in (1, 3)]
+        self.assertEqual(got, want)
+        for t in j["tests"]:
+            self.assertEqual(len(t["samples"]), 2, t)
+            self.assertTrue(all(v > 0 for v in t["samples"]), t)
+            self.assertEqual(t["profile"]["calls"], 2 * t["n_gen"], t)  # one batched pass per step, P tokens each
+        p = run("bench", "-m", path, "-p", "0", "-n", "4", "--parallel", "1,3", "-t", "2", "-r", "1", check=0)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ratio = [l for l in p.stdout.splitlines() if "the tok/s of one sequence" in l]
+        self.assertEqual(len(ratio), 1, p.stdout)
+        self.assertTrue(ratio[0].startswith("tg4 x3, 2 threads: "), ratio[0])
+
     def test_bench_rejects_bad_lists(self):
         path = self.synth()
         for args, needle in ((["-p", "8,x"], "-p: 'x' (item 2)"), (["-n", "-1"], "-n: '-1' (item 1)"),
