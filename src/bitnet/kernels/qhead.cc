@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "bitnet/kernels/kernels.h"
 
@@ -143,24 +144,39 @@ size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K) {
 
 void pack_qhead_panel(int bits, const uint8_t* rows, int64_t n, int64_t K, uint8_t* out) {
   const size_t rb = qhead_row_bytes(bits, K);
-  const int64_t supers = K / (kGroup * kSuperGroups), gb = group_bytes(bits);
-  const int pad = half_range(bits);  // the stored value of weight 0
+  const int64_t supers = K / (kGroup * kSuperGroups), gb = group_bytes(bits), super_bytes = kLanes + kSuperGroups * gb;
+  // The 16 rows' stored values u, one byte each in element order (padding rows: weight 0), then interleaved.
+  std::vector<uint8_t> u(static_cast<size_t>(kLanes * K), static_cast<uint8_t>(half_range(bits)));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t s = 0; s < supers; ++s)
+      for (int64_t i = 0; i < kSuperGroups; ++i) {
+        const uint8_t* g = rows + r * rb + s * super_bytes + kLanes + i * gb;
+        uint8_t* dst = &u[r * K + (s * kSuperGroups + i) * kGroup];
+        for (int e = 0; e < kGroup; ++e) dst[e] = static_cast<uint8_t>(group_value(bits, g, e));
+      }
   for (int64_t s = 0; s < supers; ++s) {
-    // Row r's super-block s: 16 scales, then 8 groups.
-    auto super = [&](int64_t r) { return rows + r * rb + s * (kLanes + kSuperGroups * gb); };
-    auto u = [&](int64_t r, int64_t i, int64_t l, int j) { return r < n ? group_value(bits, super(r) + kLanes + i * gb, int(4 * l + j)) : pad; };
     for (int l = 0; l < kLanes; ++l)
-      for (int64_t r = 0; r < kLanes; ++r) *out++ = r < n ? super(r)[l] : 0;
+      for (int64_t r = 0; r < kLanes; ++r) *out++ = r < n ? rows[r * rb + s * super_bytes + l] : 0;
     for (int64_t l = 0; l < kLanes; ++l) {
-      const int per = bits == 6 ? 4 : 2;  // tiles stored together
-      for (int64_t c = 0; c < kSuperGroups / per; ++c)
-        for (int x = 0; x < (bits == 6 ? 3 : 1); ++x)
-          for (int b = 0; b < 64; ++b) {
-            const int64_t r = b / 4;
-            const int j = b % 4;
-            *out++ = bits == 6 ? static_cast<uint8_t>(u(r, 4 * c + x, l, j) << 2 | ((u(r, 4 * c + 3, l, j) >> (2 * x)) & 3))
-                               : static_cast<uint8_t>(u(r, 2 * c, l, j) << 4 | u(r, 2 * c + 1, l, j));
-          }
+      // Tile i's bytes 4r .. 4r + 3: row r's elements 512s + 64i + 4l .. + 3, one little-endian word (each byte of
+      // a word holds one value below 64, so shifts and masks of the word act on every byte alone).
+      auto tile = [&](int64_t i, int64_t r) {
+        uint32_t w;
+        std::memcpy(&w, &u[r * K + s * 512 + 64 * i + 4 * l], 4);
+        return w;
+      };
+      auto put = [&](uint32_t w) {
+        std::memcpy(out, &w, 4);
+        out += 4;
+      };
+      if (bits == 6) {
+        for (int64_t c = 0; c < 2; ++c)
+          for (int x = 0; x < 3; ++x)
+            for (int64_t r = 0; r < kLanes; ++r) put(tile(4 * c + x, r) << 2 | ((tile(4 * c + 3, r) >> (2 * x)) & 0x03030303u));
+      } else {
+        for (int64_t c = 0; c < 4; ++c)
+          for (int64_t r = 0; r < kLanes; ++r) put(tile(2 * c, r) << 4 | tile(2 * c + 1, r));
+      }
     }
   }
 }
