@@ -702,7 +702,7 @@ inline void qhead_offsets(const int8_t* q, int64_t groups, int32_t (*out)[16]) {
 
 #include "bitnet/kernels/qhead_driver.inc"
 
-// ---- The LM head in the Panel16 layout (kernels.h, pack_qhead_panel; K % 512 == 0) ----
+// ---- The LM head in the Panel16 layout (kernels.h, pack_qhead_panel; K % kQheadPanelK == 0) ----
 //
 // The rows kernel above spends most of a multi-token pass on unpacking (8 operations per group for 6 bits) and on
 // one horizontal sum per row and token. In panels one register holds 16 rows x 4 elements, as in the ternary GEMM:
@@ -811,56 +811,23 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
   }
 }
 
-template <int Bits, int NT = kPanelHeadTokens>
-void qhead_panels_n(int nt, const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t m0, int64_t m1,
-                    const int8_t* const* qs, const int32_t* const* offs, const float* act_scales, const float* row_scales,
-                    float* const* ys) {
-  if constexpr (NT > 1) {
-    if (nt < NT) return qhead_panels_n<Bits, NT - 1>(nt, w, panel_bytes, supers, m0, m1, qs, offs, act_scales, row_scales, ys);
-  }
-  qhead_panels<Bits, NT>(w, panel_bytes, supers, m0, m1, qs, offs, act_scales, row_scales, ys);
-}
-
-template <int Bits>
-void qhead_gemm_panels(const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-                       const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  const int64_t supers = K / 512;
-  alignas(64) int32_t offs[kQheadChunk][kQheadSupers][16];
+// One token's offsets: 128 x the per-lane (block) sums of its activations in each super-block.
+inline void qhead_panel_offsets(const int8_t* q, int64_t supers, int32_t* out) {
   const __m512i ones = _mm512_set1_epi8(1);
-  for (int64_t t0 = 0; t0 < T; t0 += kQheadChunk) {
-    const int64_t nc = T - t0 < kQheadChunk ? T - t0 : kQheadChunk;
-    for (int64_t j = 0; j < nc; ++j)
-      for (int64_t s = 0; s < supers; ++s) {
-        __m512i sum = _mm512_setzero_si512();  // lane l: block l's activation sum
-        for (int i = 0; i < 8; ++i) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(q + (t0 + j) * K + 512 * s + 64 * i));
-        _mm512_store_si512(offs[j][s], _mm512_slli_epi32(sum, 7));
-      }
-    // Tokens in groups of at most kPanelHeadTokens, as even as possible; every group reads each panel while
-    // the previous one left it in cache.
-    const int64_t groups = (nc + kPanelHeadTokens - 1) / kPanelHeadTokens;
-    for (int64_t r0 = m0; r0 < m1; r0 = (r0 / kPanelRows + 1) * kPanelRows) {
-      const int64_t r1 = (r0 / kPanelRows + 1) * kPanelRows < m1 ? (r0 / kPanelRows + 1) * kPanelRows : m1;
-      for (int64_t j = 0, g = 0; j < nc; ++g) {
-        const int nt = static_cast<int>((nc - j) / (groups - g) + ((nc - j) % (groups - g) != 0));
-        const int8_t* qs[kPanelHeadTokens];
-        const int32_t* os[kPanelHeadTokens];
-        float* ys[kPanelHeadTokens];
-        for (int u = 0; u < nt; ++u)
-          qs[u] = q + (t0 + j + u) * K, os[u] = &offs[j + u][0][0], ys[u] = y + (t0 + j + u) * ldy;
-        qhead_panels_n<Bits>(nt, w, kPanelRows * row_bytes, supers, r0, r1, qs, os, act_scales + t0 + j, row_scales, ys);
-        j += nt;
-      }
-    }
+  for (int64_t s = 0; s < supers; ++s) {
+    __m512i sum = _mm512_setzero_si512();  // lane l: block l's activation sum
+    for (int i = 0; i < 8; ++i) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(q + 512 * s + 64 * i));
+    _mm512_storeu_si512(out + 16 * s, _mm512_slli_epi32(sum, 7));
   }
 }
 
-// The table's qhead_gemm: panels where qhead_layout_for gives them, else rows.
-void qhead_any(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
-               const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
-  if (K % 512 != 0) return qhead_gemm(bits, w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-  if (bits == 6) qhead_gemm_panels<6>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
-  else qhead_gemm_panels<4>(w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
+// Rows for the widths panels do not take: the rows driver's entry (above).
+void qhead_rows(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t m0, int64_t m1, const int8_t* q,
+                const float* act_scales, int64_t T, const float* row_scales, float* y, int64_t ldy) {
+  qhead_gemm(bits, w, row_bytes, K, m0, m1, q, act_scales, T, row_scales, y, ldy);
 }
+
+#include "bitnet/kernels/qhead_panel_driver.inc"
 
 // exp_canonical (kernels.h) on 16 lanes: the same operations in the same order.
 inline __m512 exp16(__m512 x) {

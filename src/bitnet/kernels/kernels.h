@@ -48,9 +48,10 @@ bool ternary_layout_fits(TernaryLayout layout, int64_t K);
 // Layouts of a 4- or 6-bit LM head [M][K] that qhead_gemm reads (the row format is described below, "4- and
 // 6-bit LM head rows"):
 //  - Rows: row m at byte m * qhead_row_bytes(bits, K).
-//  - Panel16: for K % 512 == 0 (other widths stay in Rows): rows in panels of 16 (the last one padded with
-//    zero rows), panel p at byte 16p * qhead_row_bytes(bits, K); see pack_qhead_panel.
+//  - Panel16: for K % kQheadPanelK == 0 (other widths stay in Rows): rows in panels of 16 (the last one padded
+//    with zero rows), panel p at byte 16p * qhead_row_bytes(bits, K); see pack_qhead_panel.
 enum class QheadLayout { Rows, Panel16 };
+constexpr int64_t kQheadPanelK = 512;  // whole super-blocks
 
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "avxvnni", "vnni256", "avx512", "neon"
@@ -231,7 +232,8 @@ QheadLayout qhead_layout_for(const KernelTable& kt, int64_t K);
 // Bytes of an [M][K] head in `layout` (Panel16 rounds M up to whole panels).
 size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K);
 // Panel16: the n (<= 16) rows at `rows` (Rows layout; rows n..15 are padding: weight 0, scale 0) written as one
-// panel of 16 * qhead_row_bytes(bits, K) bytes. K % 512 == 0, so every super-block has 8 groups. Per super-block:
+// panel of 16 * qhead_row_bytes(bits, K) bytes. K % kQheadPanelK == 0, so every super-block has 8 groups. Per
+// super-block:
 //   256 bytes: the block scales, byte 16l + r = s_l of row r;
 //   per block l = 0..15, its 8 tiles i = 0..7 (tile i: elements 512s + 64i + 4l + j, j < 4, of the 16 rows, value
 //   u of row r, element j in byte 4r + j, vpdpbusd's order, so one register multiplies 16 rows by a broadcast of

@@ -133,7 +133,7 @@ void dequantize_qhead_row(int bits, const uint8_t* row, float row_scale, int64_t
 }
 
 QheadLayout qhead_layout_for(const KernelTable& kt, int64_t K) {
-  return kt.qhead_layout == QheadLayout::Panel16 && K % (kGroup * kSuperGroups) == 0 ? QheadLayout::Panel16
+  return kt.qhead_layout == QheadLayout::Panel16 && K % kQheadPanelK == 0 ? QheadLayout::Panel16
                                                                                        : QheadLayout::Rows;
 }
 

@@ -295,9 +295,9 @@ void Model::quantize_head(LmHead format, int32_t n_threads) {
   auto h = std::make_unique<QuantHead>();
   h->bits = bits;
   h->row_bytes = bits == 8 ? size_t(d) : kernels::qhead_row_bytes(bits, d);
-  h->layout = bits == 8 ? kernels::QheadLayout::Rows : kernels::qhead_layout_for(kernels::active(), d);
-  const bool panels = h->layout == kernels::QheadLayout::Panel16;
-  h->w = PageBuffer(bits == 8 ? h->row_bytes * V : kernels::qhead_layout_bytes(h->layout, bits, V, d));
+  const kernels::QheadLayout layout = bits == 8 ? kernels::QheadLayout::Rows : kernels::qhead_layout_for(kernels::active(), d);
+  const bool panels = layout == kernels::QheadLayout::Panel16;
+  h->w = PageBuffer(bits == 8 ? h->row_bytes * V : kernels::qhead_layout_bytes(layout, bits, V, d));
   h->row_scale.resize(V);
   ThreadPool pool(n_threads > 0 ? n_threads : ThreadPool::default_threads());
   std::vector<float> rows(size_t(pool.size()) * d);  // one float row per thread

@@ -46,12 +46,11 @@ struct LoadOptions {
 };
 
 // A quantized LM head: [vocab] rows of row_bytes (int8 values for 8 bits, kernels.h's qhead rows for 6 and 4,
-// in `layout`: the active kernel table's for this width) with one float scale per row. Activations are quantized
-// per token as BitLinear's.
+// in the layout the active kernel table reads for this width: kernels::qhead_layout_for) with one float scale per
+// row. Activations are quantized per token as BitLinear's.
 struct QuantHead {
   int bits = 8;
   size_t row_bytes = 0;
-  kernels::QheadLayout layout = kernels::QheadLayout::Rows;
   PageBuffer w;
   std::vector<float> row_scale;
 };
