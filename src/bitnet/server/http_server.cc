@@ -84,7 +84,7 @@ class ClientWatch {
   }
   // Looks for the socket now, while the request has just been read: a client that closes its connection
   // may reset it, and a reset socket no longer names its peer.
-  explicit ClientWatch(Peer peer) : req_(std::move(peer)), fd_(find_socket()) {}
+  explicit ClientWatch(Peer peer) : peer_(std::move(peer)), fd_(find_socket()) {}
 
   // job.next() that also cancels the job once the client has gone (looked at every kPeriod): false when
   // the job has finished and every token has been taken.
@@ -125,7 +125,7 @@ class ClientWatch {
   }
 
   int find_socket() const {
-    if (req_.remote_port <= 0 || req_.local_port <= 0) return -1;
+    if (peer_.remote_port <= 0 || peer_.local_port <= 0) return -1;
     const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/proc/self/fd"), ::closedir);
     if (!dir) return -1;
     std::string host;
@@ -136,11 +136,11 @@ class ClientWatch {
       sockaddr_storage a{};
       socklen_t len = sizeof a;
       if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
-          !address_of(a, len, req_.local_port, &host) || host != req_.local_addr)
+          !address_of(a, len, peer_.local_port, &host) || host != peer_.local_addr)
         continue;
       len = sizeof a;
       if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
-          !address_of(a, len, req_.remote_port, &host) || host != req_.remote_addr)
+          !address_of(a, len, peer_.remote_port, &host) || host != peer_.remote_addr)
         continue;
       return static_cast<int>(fd);
     }
@@ -148,7 +148,7 @@ class ClientWatch {
   }
 
   static constexpr std::chrono::milliseconds kPeriod{100};
-  Peer req_;
+  Peer peer_;
   int fd_ = -1;
   bool left_ = false;
   std::chrono::steady_clock::time_point check_at_ = std::chrono::steady_clock::now() + kPeriod;
