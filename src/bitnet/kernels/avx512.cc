@@ -26,6 +26,23 @@ namespace {
 
 constexpr int kPanelRows = 16;
 
+// Decoding reads every weight once, and a core keeps only as many bytes in flight as its loads reach ahead,
+// plus what the hardware prefetcher adds. Between two 64-byte loads the GEMV runs ~9 operations (ANDs,
+// vpdpbusd), so the out-of-order window reaches ~2 KB ahead where a plain read loop reaches ~10 KB: with the
+// engine's jobs (2 threads, the 2B-4T shape's products, out of cache), the ternary GEMV streamed at 0.78-0.85 of
+// a read loop, with half its arithmetic removed 0.91, with none 0.98. A software prefetch 4 KB ahead with the
+// non-temporal hint (prefetchnta) closes the gap: 0.92-1.0 of the plain loop. The hint matters: the same
+// prefetch into every level (T0) gained nothing at 1-16 KB, nor T1/T2 (L2) at 8-16 KB. Decoding the 2B-4T shape
+// (2 threads; the variants drawn at random per token in one process, ~770 tokens per run, same-variant runs
+// within +-1.1 %): the ternary GEMV +4.6 to +12.8 % tokens/s (7 runs; 1-2 KB ahead -3.5 to +0.8, 3 KB +7-8, 6 KB
+// +6-12, 8 KB +2-5), the F16 head +7.7 to +9.7 %, the q8 head (was T0, 1 KB) +0.8 to +7.6, the q6 head panels
+// (was T0) +0.7 to +3.0. Streams read several times from cache (the multi-token kernels' panels) keep T0:
+// there NTA was no faster.
+constexpr int64_t kStreamPrefetch = 4096;
+inline void prefetch_stream(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p) + kStreamPrefetch, _MM_HINT_NTA);
+}
+
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -97,8 +114,8 @@ inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, _
 // The codes are not shifted down: tile j is masked in place (bits 2j of each byte), so it holds 4^j * code
 // and its accumulators hold 4^j times its dot, divided back exactly (an arithmetic shift of a multiple of
 // 4^j) every kGemvChunk steps, before |4^3 * 3 * 128 * 4 * chunk| could reach 2^31. That is 4 operations
-// per step beside the 4 vpdpbusd instead of 7, which lets one core keep up with its memory stream
-// (standalone, 442 MB of weights, 1 thread: 5-8 % faster, at the speed of a plain read loop).
+// per step beside the 4 vpdpbusd instead of 7 (standalone, 442 MB of weights, 1 thread: 5-8 % faster), and
+// the stream is prefetched (prefetch_stream, above).
 inline __m512i gemv_panel(const uint8_t* w, int64_t steps, const int8_t* q) {
   const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C), m2 = _mm512_set1_epi8(0x30),
                 m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
@@ -108,6 +125,8 @@ inline __m512i gemv_panel(const uint8_t* w, int64_t steps, const int8_t* q) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     int64_t s = c0;
     for (; s + 2 <= c1; s += 2) {
+      prefetch_stream(w + 64 * s);
+      prefetch_stream(w + 64 * s + 64);
       const __m512i p = _mm512_loadu_si512(w + 64 * s), r = _mm512_loadu_si512(w + 64 * s + 64);
       const int8_t* x = q + 16 * s;
       a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(p, m0), broadcast4(x));
@@ -400,7 +419,11 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
     c7 = _mm256_fmadd_ps(load_f16x8(a + i + 56, mask(7)), _mm256_maskz_loadu_ps(mask(7), b + i + 56), c7);
   };
   int64_t i = 0;
-  for (; i + 64 <= n; i += 64) step(i, [](int) { return __mmask8(0xFF); });
+  for (; i + 64 <= n; i += 64) {  // (a row of the F16 LM head: the next rows are prefetched at its end)
+    prefetch_stream(a + i);
+    prefetch_stream(a + i + 32);
+    step(i, [](int) { return __mmask8(0xFF); });
+  }
   if (i < n)  // the last, partial block, masked: missing elements are 0 * 0 (accumulators are never -0)
     step(i, [left = n - i](int r) {
       const int64_t k = left - 8 * r;
@@ -418,7 +441,8 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
 uint64_t read_sum(const uint8_t* p, size_t n) {
   __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
   size_t i = 0;
-  for (; i + 256 <= n; i += 256) {
+  for (; i + 256 <= n; i += 256) {  // prefetched as the kernels prefetch (the roofline reads as decoding reads)
+    for (int l = 0; l < 4; ++l) prefetch_stream(p + i + 64 * l);
     a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
     b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 64));
     c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 128));
@@ -562,12 +586,12 @@ inline void int8_rows_dot(const int8_t* wr, int64_t K64, const int8_t* const* qs
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   if constexpr (NT == 1) {
     // One token (decoding, memory-bound): four accumulators, since one chain of vpdpbusd bound a row by its
-    // latency, and the stream prefetched 1 KB ahead (into the next row at a row's end).
+    // latency, and the stream prefetched (into the next rows at a row's end).
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     const int8_t* x = qs[0];
     int64_t k = 0;
     for (; k + 256 <= K64; k += 256) {
-      for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(wr + k + 1024 + 64 * l), _MM_HINT_T0);
+      for (int l = 0; l < 4; ++l) prefetch_stream(wr + k + 64 * l);
       a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(wr + k), bias), _mm512_loadu_si512(x + k));
       a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(wr + k + 64), bias), _mm512_loadu_si512(x + k + 64));
       a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512(wr + k + 128), bias), _mm512_loadu_si512(x + k + 128));
@@ -717,7 +741,6 @@ inline void qhead_offsets(const int8_t* q, int64_t groups, int32_t (*out)[16]) {
 // elements * 32 * 128 * 255), so eight blocks add up in int32 and go to int64 per half super-block. The end
 // divides by S exactly: the same integer as the rows kernels, hence the same float.
 constexpr int kPanelHeadTokens = 8;
-constexpr int64_t kPanelHeadPrefetch = 4096;
 
 // acc -= the int32 at p, broadcast.
 inline __m512i sub_bcst(__m512i acc, const int32_t* p) {
@@ -757,7 +780,7 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
           if constexpr (Bits == 6) {
 #pragma GCC unroll 2
             for (int c = 0; c < 2; ++c, pw += 192) {
-              for (int k = 0; k < 3; ++k) _mm_prefetch(reinterpret_cast<const char*>(pw + kPanelHeadPrefetch + 64 * k), _MM_HINT_T0);
+              for (int k = 0; k < 3; ++k) prefetch_stream(pw + 64 * k);
               const __m512i x = _mm512_loadu_si512(pw), y = _mm512_loadu_si512(pw + 64), z = _mm512_loadu_si512(pw + 128);
               const __m512i t0 = _mm512_and_si512(x, top6), t1 = _mm512_and_si512(y, top6), t2 = _mm512_and_si512(z, top6);
               // Tile 3: bits 0-1 of x, y, z moved to bits 2-3, 4-5, 6-7 (16-bit shifts; each select keeps the right
@@ -776,7 +799,7 @@ void qhead_panels(const uint8_t* w, size_t panel_bytes, int64_t supers, int64_t 
           } else {
 #pragma GCC unroll 4
             for (int c = 0; c < 4; ++c, pw += 64) {
-              _mm_prefetch(reinterpret_cast<const char*>(pw + kPanelHeadPrefetch), _MM_HINT_T0);
+              prefetch_stream(pw);
               const __m512i x = _mm512_loadu_si512(pw);
               const __m512i t0 = _mm512_and_si512(x, top4), t1 = _mm512_and_si512(_mm512_slli_epi16(x, 4), top4);
               const int64_t xc = x0 + 128 * c;
