@@ -15,6 +15,11 @@ namespace bitnet::kernels {
 
 namespace {
 
+// A weight stream read once (kernels.h, kStreamPrefetch; measurements in avx512.cc).
+inline void prefetch_stream(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p) + kStreamPrefetch, _MM_HINT_NTA);
+}
+
 // Halving tree over 64 lanes held as acc[0..7], identical to reduce_lanes().
 inline float tree8(__m256 acc[8]) {
   for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_ps(acc[r], acc[r + 4]);  // step 32
@@ -62,8 +67,11 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n) {
   __m256 acc[8];
   for (auto& r : acc) r = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
+  for (; i + 64 <= n; i += 64) {  // (a row of the F16 LM head: the next rows are prefetched at its end)
+    prefetch_stream(a + i);
+    prefetch_stream(a + i + 32);
     for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(load_f16(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r), acc[r]);
+  }
   int64_t done = i;
   for (int r = 0; r < 8; ++r)
     if (i + 8 * r + 8 <= n) {
@@ -120,6 +128,7 @@ inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, _
     for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
     const int64_t s1 = s0 + kFlushSteps < steps ? s0 + kFlushSteps : steps;
     for (int64_t s = s0; s < s1; ++s) {
+      if (NT == 1 && s % 2 == 0) prefetch_stream(w + 32 * s);  // one token: decoding's stream (s0 is even)
       const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * s));
       for (int j = 0; j < 4; ++j) {
         const __m256i c = _mm256_and_si256(j ? _mm256_srli_epi16(packed, 2 * j) : packed, mask);
@@ -160,7 +169,9 @@ void ternary_gemm(const uint8_t* codes, int64_t K, int64_t m0, int64_t m1, const
   }
 }
 
-// int8 x int8 with maddubs: |w| (u8, <= 128) times q with w's sign (s8); pairs stay within int16.
+// int8 x int8 with maddubs: |w| (u8, <= 128) times q with w's sign (s8); pairs stay within int16. Not
+// prefetched: with prefetch_stream per 64 bytes decoding with the q8 head was 0.5-4 % slower (BITNET_ISA=avx2 on
+// the Zen 5 host, per-token A/B, 4 runs), without it the other streams' prefetches gained 4-6 %.
 void int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const int8_t* q, const float* act_scales, int64_t T,
                const float* row_scales, float* y, int64_t ldy) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -204,6 +215,7 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
       __m256i blk[NT][2];
       for (int j = 0; j < NT; ++j) blk[j][0] = blk[j][1] = _mm256_setzero_si256();
       for (int64_t i = g0; i < g1; ++i, p += kGroupBytes) {
+        prefetch_stream(p);
         const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
         __m256i v0 = _mm256_and_si256(raw, lo4), v1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
         if constexpr (Bits == 6) {
@@ -270,7 +282,9 @@ double sum_squares(const float* x, int64_t n) {
 uint64_t read_sum(const uint8_t* p, size_t n) {
   __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
   size_t i = 0;
-  for (; i + 128 <= n; i += 128) {
+  for (; i + 128 <= n; i += 128) {  // prefetched as the kernels prefetch (the roofline reads as decoding reads)
+    prefetch_stream(p + i);
+    prefetch_stream(p + i + 64);
     a = _mm256_add_epi64(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
     b = _mm256_add_epi64(b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
     c = _mm256_add_epi64(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));

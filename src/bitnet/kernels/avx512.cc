@@ -37,8 +37,9 @@ constexpr int kPanelRows = 16;
 // within +-1.1 %): the ternary GEMV +4.6 to +12.8 % tokens/s (7 runs; 1-2 KB ahead -3.5 to +0.8, 3 KB +7-8, 6 KB
 // +6-12, 8 KB +2-5), the F16 head +7.7 to +9.7 %, the q8 head (was T0, 1 KB) +0.8 to +7.6, the q6 head panels
 // (was T0) +0.7 to +3.0. Streams read several times from cache (the multi-token kernels' panels) keep T0:
-// there NTA was no faster.
-constexpr int64_t kStreamPrefetch = 4096;
+// there NTA was no faster. (kStreamPrefetch is in kernels.h: the 256-bit tables use it too. Forced onto them on
+// the same host, all their stream prefetches against none: avxvnni q6 head +14/+17 %, F16 +4/+6, q8 +12; vnni256
+// q6 +6, q8 +16; avx2 q6 +2/+11, F16 +4/+8, q8 +4/+6 with its int8 head left unprefetched, see avx2.cc.)
 inline void prefetch_stream(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kStreamPrefetch, _MM_HINT_NTA);
 }
@@ -686,9 +687,9 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
   constexpr int64_t kGroupBytes = Bits == 6 ? 48 : 32;
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* p = w + m * row_bytes;
-    // The next row's start and 1 KB ahead in this one: without them the q6 head of the 2B-4T shape took 7.0-7.1 ms
-    // per token instead of 5.6-6.1 (3 alternated pairs), unlike the ternary GEMV, which prefetching only slowed.
-    _mm_prefetch(reinterpret_cast<const char*>(p + row_bytes), _MM_HINT_T0);
+    // The stream prefetched (prefetch_stream; its 4 KB run into the next rows): with no prefetch the q6 head of the
+    // 2B-4T shape took 7.0-7.1 ms per token, with the next row's start and 1 KB ahead (T0) 5.6-6.1 (3 alternated
+    // pairs); prefetch_stream against that, at d = 2304, q6 and q4 (per-token A/B, 6 runs): -1.5 to +5.5 %, mean +1.4.
     __m512i acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
     for (int64_t g0 = 0, s = 0; g0 < groups; g0 += 8, ++s) {
@@ -698,7 +699,7 @@ inline void qhead_rows(const uint8_t* w, size_t row_bytes, int64_t groups, int64
       __m512i blk[NT];
       for (int j = 0; j < NT; ++j) blk[j] = _mm512_setzero_si512();
       for (int64_t i = g0; i < g1; ++i, p += kGroupBytes) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
+        prefetch_stream(p);
         const __m512i v = qhead_group<Bits>(p);
         for (int j = 0; j < NT; ++j) blk[j] = _mm512_dpbusd_epi32(blk[j], v, _mm512_loadu_si512(qs[j] + i * 64));
       }
