@@ -133,8 +133,7 @@ void dequantize_qhead_row(int bits, const uint8_t* row, float row_scale, int64_t
 }
 
 QheadLayout qhead_layout_for(const KernelTable& kt, int64_t K) {
-  return kt.qhead_layout == QheadLayout::Panel16 && K % kQheadPanelK == 0 ? QheadLayout::Panel16
-                                                                                       : QheadLayout::Rows;
+  return kt.qhead_layout == QheadLayout::Panel16 && K % kQheadPanelK == 0 ? QheadLayout::Panel16 : QheadLayout::Rows;
 }
 
 size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K) {
@@ -144,7 +143,7 @@ size_t qhead_layout_bytes(QheadLayout layout, int bits, int64_t M, int64_t K) {
 
 void pack_qhead_panel(int bits, const uint8_t* rows, int64_t n, int64_t K, uint8_t* out) {
   const size_t rb = qhead_row_bytes(bits, K);
-  const int64_t supers = K / (kGroup * kSuperGroups), gb = group_bytes(bits), super_bytes = kLanes + kSuperGroups * gb;
+  const int64_t supers = K / kQheadPanelK, gb = group_bytes(bits), super_bytes = kLanes + kSuperGroups * gb;
   // The 16 rows' stored values u, one byte each in element order (padding rows: weight 0), then interleaved.
   std::vector<uint8_t> u(static_cast<size_t>(kLanes * K), static_cast<uint8_t>(half_range(bits)));
   for (int64_t r = 0; r < n; ++r)
@@ -162,7 +161,7 @@ void pack_qhead_panel(int bits, const uint8_t* rows, int64_t n, int64_t K, uint8
       // a word holds one value below 64, so shifts and masks of the word act on every byte alone).
       auto tile = [&](int64_t i, int64_t r) {
         uint32_t w;
-        std::memcpy(&w, &u[r * K + s * 512 + 64 * i + 4 * l], 4);
+        std::memcpy(&w, &u[r * K + s * kQheadPanelK + 64 * i + 4 * l], 4);
         return w;
       };
       auto put = [&](uint32_t w) {
