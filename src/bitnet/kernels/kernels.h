@@ -53,6 +53,14 @@ bool ternary_layout_fits(TernaryLayout layout, int64_t K);
 enum class QheadLayout { Rows, Panel16 };
 constexpr int64_t kQheadPanelK = 512;  // whole super-blocks
 
+// How far ahead the SIMD tables prefetch a weight stream that decoding reads once (the one-token GEMV, the LM
+// head's rows and panels, read_sum), with the non-temporal hint (prefetchnta): the out-of-order window of a
+// loop with arithmetic between its loads reaches only ~2 KB ahead. Measurements in avx512.cc (prefetch_stream).
+constexpr int64_t kStreamPrefetch = 4096;
+// Rows of V that the SIMD tables' attn_mix takes per block (attn_mix_driver.inc): it prefetches each next block
+// itself, and Forward::attention asks for the first one before the scores.
+constexpr int64_t kMixRows = 32;
+
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "avxvnni", "vnni256", "avx512", "neon"
 
@@ -220,11 +228,6 @@ void to_f16_scalar(const float* x, uint16_t* y, int64_t n);
 // row_scale * s_l * w[k]: 4.25 or 6.25 bits per weight. The lanes' int32 sums stay below 2^31 for K <= kQheadMaxK
 // (a super-block adds at most 255 * 32 * 32 * 128 < 2^25 to a lane).
 constexpr int64_t kQheadMaxK = 16384;
-
-// How far ahead the SIMD tables prefetch a weight stream that decoding reads once (the one-token GEMV, the LM
-// head's rows and panels, read_sum), with the non-temporal hint (prefetchnta): the out-of-order window of a
-// loop with arithmetic between its loads reaches only ~2 KB ahead. Measurements in avx512.cc (prefetch_stream).
-constexpr int64_t kStreamPrefetch = 4096;
 bool qhead_fits(int64_t K);
 size_t qhead_row_bytes(int bits, int64_t K);
 // Quantizes one row (K floats) into `out` (qhead_row_bytes bytes); returns its row_scale. Each block's step is

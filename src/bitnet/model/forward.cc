@@ -425,11 +425,12 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
         std::copy_n(&q_[(tile.t0 + u) * qd + h0 * hd], group * hd, qt + int64_t(u) * group * hd);
       q = qt;
     }
-    // The first 32 V rows (the mix kernels' first block, which they do not prefetch themselves) are cold when a
-    // token is decoded; asked for now, they arrive while the scores are computed (measurements at attn_scores in
-    // avx512.cc).
+    // The mix kernels' first block of V rows (kernels::kMixRows; they prefetch each next block themselves) is cold
+    // when a token is decoded; asked for now, it arrives while the scores are computed (measurements at
+    // attn_scores in avx512.cc).
     const uint8_t* v_rows = cache_.v_head(l, seq, g);
-    for (int64_t b = 0, end = std::min<int64_t>(n_max, 32) * stride; b < end; b += 64) __builtin_prefetch(v_rows + b, 0, 3);
+    for (int64_t b = 0, end = std::min<int64_t>(n_max, kernels::kMixRows) * stride; b < end; b += 64)
+      __builtin_prefetch(v_rows + b, 0, 3);
     kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld);
     for (int32_t u = 0; u < nt; ++u) {
       const int32_t t = tile.t0 + u, n = batch[t].pos + 1;
