@@ -51,8 +51,8 @@ class ThreadPool {
     Share* shares = local;
     if (nt > kLocalShares) heap.reset(new Share[nt]), shares = heap.get();
     for (int64_t i = 0; i < nt; ++i) {
-      shares[i].next.store(n * i / nt / grain * grain, std::memory_order_relaxed);
-      shares[i].end = i + 1 == nt ? n : n * (i + 1) / nt / grain * grain;
+      shares[i].next.store(share_begin(n, grain, i, nt), std::memory_order_relaxed);
+      shares[i].end = share_begin(n, grain, i + 1, nt);
     }
     run([&](int i) {
       for (int64_t k = 0; k < nt; ++k) {
@@ -68,6 +68,21 @@ class ThreadPool {
     });
   }
 
+  // Where thread i's share of parallel_for(n, grain, ...) on nt threads begins (share_begin(n, grain, nt, nt) == n).
+  static int64_t share_begin(int64_t n, int64_t grain, int64_t i, int64_t nt) {
+    return i >= nt ? n : n * i / nt / grain * grain;
+  }
+
+  // Warming. Decoding one token runs serial work between its parallel products (norms, RoPE, attention),
+  // during which the workers and the memory bus idle. warm(i, p, n) has worker i (1 .. size() - 1) read [p,
+  // p + n) into its caches meanwhile (at most warm_limit() bytes), stopping when the next job is posted:
+  // named as the start of the worker's share of the next job, those bytes are then read from cache. The
+  // memory must stay readable until clear_warm() returns (or the pool is destroyed).
+  void warm(int i, const void* p, size_t n);
+  // Stops every worker's warming and waits until none reads memory named by warm().
+  void clear_warm();
+  size_t warm_limit() const { return warm_limit_; }
+
   // Threads to use by default: the CPUs this process may run on.
   static int default_threads();
 
@@ -79,9 +94,18 @@ class ThreadPool {
   };
   static constexpr int kLocalShares = 16;
 
+  // A worker's warming request: address (low 48 bits) and length in 4 KB pages (high 16), 0 for none; and
+  // whether the worker is reading it (clear_warm waits on that).
+  struct alignas(64) WarmSlot {
+    std::atomic<uint64_t> request{0};
+    std::atomic<bool> reading{false};
+  };
+
   using Task = void (*)(void*, int);
   void dispatch(Task task, void* ctx);
   void worker(int index);
+  // Reads worker `index`'s request if it is new; returns whether it read anything.
+  bool warm_step(int index, uint32_t generation);
 
   // Job state in one word: generation (high 32 bits), closed flag (bit 31), joined workers (bits 0-30).
   static constexpr uint64_t kClosed = 1ull << 31;
@@ -93,6 +117,9 @@ class ThreadPool {
   void* ctx_ = nullptr;
   std::atomic<uint64_t> state_{kClosed};  // generation 0, closed, nobody active
   std::atomic<bool> stop_{false};
+  std::unique_ptr<WarmSlot[]> warm_;  // [n_threads]; slot 0 (the caller) unused
+  size_t warm_limit_;
+  bool warm_posted_ = false;  // (the caller's) a warm() since the last job
 };
 
 }  // namespace bitnet

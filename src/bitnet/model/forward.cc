@@ -76,6 +76,43 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPo
   rope_sin_.resize(B * c_.rope_dim / 2);
 }
 
+Forward::~Forward() { pool_.clear_warm(); }  // no worker may read these weights after this
+
+// Decoding one token, the caller's serial work between two products (norms, RoPE, attention, the activation:
+// ~32 us per layer of the 2B-4T shape, ~8 % of the token) left the workers and the memory bus idle. Now each
+// worker reads the start of its share of the next product meanwhile: 140-200 KB per gap on average, about 2 %
+// of the token's bytes. Per-token A/B in one process (2 threads, 2B-4T shape): q8 head +3.0/+3.3/-1.5/+3.2/
+// +0.7/+0.4 %, F16 head +0.2/-0.7/+2.4/+2.0 % tok/s (same-code runs: +0.4/+1.8/-1.2/-0.1 %).
+void Forward::warm(std::initializer_list<const Linear*> group) {
+  int64_t total = 0;
+  for (const Linear* L : group) total += L->rows;
+  const int64_t K = (*group.begin())->cols, nt = pool_.size();
+  if (nt < 2 || grain_for(total, K, 16) == total) return;  // the job will run on the caller alone
+  for (int64_t i = 1; i < nt; ++i) {
+    int64_t row = ThreadPool::share_begin(total, 16, i, nt), end = ThreadPool::share_begin(total, 16, i + 1, nt);
+    for (const Linear* L : group) {  // the matrix the share begins in; warming stops at its end
+      if (row < L->rows) {
+        const uint8_t* base = L->ternary ? L->tern.codes : L->flt.data;
+        const size_t row_bytes = L->ternary ? size_t(L->cols) / 4 : L->flt.row_bytes;
+        pool_.warm(int(i), base + row * row_bytes, (std::min(end, L->rows) - row) * row_bytes);
+        break;
+      }
+      row -= L->rows, end -= L->rows;
+    }
+  }
+}
+
+void Forward::warm_head() {
+  const int64_t V = c_.vocab_size, nt = pool_.size();
+  if (nt < 2 || grain_for(V, c_.dim, 64) == V) return;
+  const uint8_t* head = m_.quant_head ? m_.quant_head->w.data() : m_.output.data;
+  const size_t row_bytes = m_.quant_head ? m_.quant_head->row_bytes : m_.output.row_bytes;
+  for (int64_t i = 1; i < nt; ++i) {
+    const int64_t v0 = ThreadPool::share_begin(V, 64, i, nt), v1 = ThreadPool::share_begin(V, 64, i + 1, nt);
+    pool_.warm(int(i), head + v0 * row_bytes, (v1 - v0) * row_bytes);
+  }
+}
+
 void Forward::emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width) {
   if (!trace_) return;
   for (int32_t t = 0; t < T; ++t) trace_->on_tensor(name, layer, t, data + t * width, width);
@@ -278,6 +315,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   });
   emit("attn_norm", l, xn_.data(), T, d);
   linear_group({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
+  if (T == 1) warm({&L.wo});  // (each product of one token warms the next: see ThreadPool::warm)
   attention(l, batch);
   const float* a = att_.data();
   if (L.attn_sub_norm) {
@@ -288,6 +326,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     a = xn_.data();
   }
   linear(L.wo, a, T, o_.data());
+  if (T == 1) warm({&L.w_gate, &L.w_up});
   emit("attn_out", l, o_.data(), T, d);
   per_token(T, [&](int64_t t0, int64_t t1) {
     for (int64_t i = t0 * d; i < t1 * d; ++i) x_[i] += o_[i];
@@ -300,6 +339,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   });
   emit("ffn_norm", l, xn_.data(), T, d);
   linear_group({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xn_.data(), T);
+  if (T == 1) warm({&L.w_down});
   emit("ffn_gate", l, gate_.data(), T, ff);
   emit("ffn_up", l, up_.data(), T, ff);
   per_token(T, [&](int64_t t0, int64_t t1) {
@@ -336,6 +376,12 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     f = gate_.data();
   }
   linear(L.w_down, f, T, o_.data());
+  if (T == 1 && l + 1 < static_cast<int>(c_.n_layers)) {
+    const LayerWeights& next = m_.layers[l + 1];
+    warm({&next.wq, &next.wk, &next.wv});
+  } else if (T == 1 && batch[0].logits) {
+    warm_head();
+  }
   emit("ffn_out", l, o_.data(), T, d);
   per_token(T, [&](int64_t t0, int64_t t1) {
     for (int64_t i = t0 * d; i < t1 * d; ++i) x_[i] += o_[i];

@@ -39,6 +39,9 @@ struct ForwardProfile {
 class Forward {
  public:
   Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPool& pool);
+  ~Forward();
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
 
   // Runs the batch; logits of tokens with .logits set go to `logits`, [n_with_logits][vocab] in batch
   // order. Throws Error when a position is outside the cache (the context limit).
@@ -64,6 +67,10 @@ class Forward {
   void linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized = false);
   void linear_group(std::initializer_list<std::pair<const Linear*, float*>> group, const float* x, int32_t T);
   void emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width);
+  // Has each worker read the start of its share of the next job (these matrices as one stack of rows, or
+  // the LM head) while the caller does the serial work before it (ThreadPool::warm).
+  void warm(std::initializer_list<const Linear*> group);
+  void warm_head();
 
   const Model& m_;
   const ModelConfig& c_;
