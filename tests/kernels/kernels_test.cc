@@ -837,10 +837,11 @@ TEST(Kernels, ExpShiftAndSiluBitExact) {
   const std::vector<float> special = {0.0f, -0.0f, NAN, INFINITY, -INFINITY, 88.72283935546875f, 88.7228317f,
                                       -87.33654785156250f, -87.3365555f, 1e-30f, -1e-30f, 1e30f, -1e30f,
                                       88.376f, -86.999f, 0.34657359f, -0.34657359f, 1e-45f};
-  for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 100, 1000}) {
+  const int64_t n_special = static_cast<int64_t>(special.size());
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 33, 47, 100, 1000}) {
     std::vector<float> x(n), u(n);
-    for (int64_t i = 0; i < n; ++i) {
-      x[i] = i < static_cast<int64_t>(special.size()) && n >= 33 ? special[i] : nd(rng);
+    for (int64_t i = 0; i < n; ++i) {  // the special values at the front, or (31, 47) in the vector tails
+      x[i] = i < n_special && n >= 33 ? special[i] : n % 16 == 15 && n - 1 - i < n_special ? special[n - 1 - i] : nd(rng);
       u[i] = nd(rng);
     }
     for (float shift : {0.0f, 3.5f, -100.0f}) {
@@ -852,13 +853,14 @@ TEST(Kernels, ExpShiftAndSiluBitExact) {
         ASSERT_EQ(bits(ref_u[i]), bits(x[i] / (1.0f + kernels::exp_canonical(-x[i])) * u[i]));
       }
       for (const KernelTable* kt : simd_tables()) {
-        std::vector<float> y(n, -5.0f), yu = u;
+        std::vector<float> y(n + 16, -5.0f), yu = u;  // (y past n must stay untouched)
         kt->exp_shift(x.data(), shift, y.data(), n);
         kt->silu_mul(x.data(), yu.data(), n);
         for (int64_t i = 0; i < n; ++i) {
           ASSERT_EQ(bits(y[i]), bits(ref[i])) << kt->name << " exp(" << x[i] << " - " << shift << ") n=" << n;
           ASSERT_EQ(bits(yu[i]), bits(ref_u[i])) << kt->name << " silu(" << x[i] << ") n=" << n;
         }
+        for (int64_t i = n; i < n + 16; ++i) ASSERT_EQ(y[i], -5.0f) << kt->name << " wrote past n=" << n;
         std::vector<float> inplace = x;  // softmax calls it in place
         kt->exp_shift(inplace.data(), shift, inplace.data(), n);
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(inplace[i]), bits(ref[i]));

@@ -3,6 +3,8 @@
 // 8-lane registers (lane l lives in register l / 8, element l % 8).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "bitnet/kernels/kernels.h"
@@ -480,7 +482,12 @@ void exp_shift(const float* x, float shift, float* y, int64_t n) {
   const __m256 s = _mm256_set1_ps(shift);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
-  exp_shift_scalar(x + i, shift, y + i, n - i);
+  if (i < n) {  // the tail in a padded vector (lanes are independent): the scalar exp is far slower per element
+    alignas(32) float t[8] = {};
+    std::copy(x + i, x + n, t);
+    _mm256_store_ps(t, exp8(_mm256_sub_ps(_mm256_load_ps(t), s)));
+    std::copy(t, t + (n - i), y + i);
+  }
 }
 
 void silu_mul(const float* g, float* u, int64_t n) {

@@ -4,6 +4,8 @@
 // element l % 4). Ternary weights stay in the file's I2_S layout.
 #include <arm_neon.h>
 
+#include <algorithm>
+
 #include "bitnet/kernels/kernels.h"
 
 // Everything here is compiled for this instruction set, so it must not define (or instantiate) any
@@ -236,7 +238,12 @@ void exp_shift(const float* x, float shift, float* y, int64_t n) {
   const float32x4_t s = vdupq_n_f32(shift);
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, exp4(vsubq_f32(vld1q_f32(x + i), s)));
-  exp_shift_scalar(x + i, shift, y + i, n - i);
+  if (i < n) {  // the tail in a padded vector (lanes are independent): the scalar exp is far slower per element
+    float t[4] = {};
+    std::copy(x + i, x + n, t);
+    vst1q_f32(t, exp4(vsubq_f32(vld1q_f32(t), s)));
+    std::copy(t, t + (n - i), y + i);
+  }
 }
 
 void silu_mul(const float* g, float* u, int64_t n) {
