@@ -104,7 +104,8 @@ class ThreadPool {
   using Task = void (*)(void*, int);
   void dispatch(Task task, void* ctx);
   void worker(int index);
-  // Reads worker `index`'s request if it is new; returns whether it read anything.
+  // Reads worker `index`'s pending request (until the job of `generation` is replaced or the request withdrawn)
+  // and consumes it; returns whether there was one.
   bool warm_step(int index, uint32_t generation);
 
   // Job state in one word: generation (high 32 bits), closed flag (bit 31), joined workers (bits 0-30).
