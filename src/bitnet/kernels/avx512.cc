@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "bitnet/kernels/kernels.h"
 

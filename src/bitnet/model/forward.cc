@@ -43,6 +43,15 @@ void for_each_part(std::initializer_list<std::pair<const Linear*, float*>> group
 constexpr int64_t kSerialWork = int64_t(1) << 19;
 int64_t grain_for(int64_t n, int64_t work_per_item, int64_t grain) { return n * work_per_item < kSerialWork ? n : grain; }
 
+// A linear layer's weights in memory: where they begin, and the bytes before row m (rows are contiguous in
+// every layout, and a panel layout's last, padded panel ends the matrix: row_offset(L, L.rows) is its size).
+const uint8_t* weight_base(const Linear& L) { return L.ternary ? L.tern.codes : L.flt.data; }
+uint64_t row_offset(const Linear& L, int64_t m) {
+  if (!L.ternary) return uint64_t(m) * L.flt.row_bytes;
+  if (m == L.rows) return kernels::ternary_layout_bytes(L.tern.layout, L.rows, L.cols);
+  return uint64_t(m) * L.cols / 4;
+}
+
 // Each row of x[T][K] to int8 (absmax) with its scale and sum, into s: the activations of the int8 kernels.
 void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s, ThreadPool& pool) {
   const kernels::KernelTable& kt = kernels::active();
@@ -92,9 +101,8 @@ void Forward::warm(std::initializer_list<const Linear*> group) {
     int64_t row = ThreadPool::share_begin(total, 16, i, nt), end = ThreadPool::share_begin(total, 16, i + 1, nt);
     for (const Linear* L : group) {  // the matrix the share begins in; warming stops at its end
       if (row < L->rows) {
-        const uint8_t* base = L->ternary ? L->tern.codes : L->flt.data;
-        const size_t row_bytes = L->ternary ? size_t(L->cols) / 4 : L->flt.row_bytes;
-        pool_.warm(int(i), base + row * row_bytes, (std::min(end, L->rows) - row) * row_bytes);
+        const uint64_t begin = row_offset(*L, row);
+        pool_.warm(int(i), weight_base(*L) + begin, row_offset(*L, std::min(end, L->rows)) - begin);
         break;
       }
       row -= L->rows, end -= L->rows;
@@ -102,11 +110,15 @@ void Forward::warm(std::initializer_list<const Linear*> group) {
   }
 }
 
+std::pair<const uint8_t*, size_t> Forward::head_rows() const {
+  if (m_.quant_head) return {m_.quant_head->w.data(), m_.quant_head->row_bytes};
+  return {m_.output.data, m_.output.row_bytes};
+}
+
 void Forward::warm_head() {
   const int64_t V = c_.vocab_size, nt = pool_.size();
   if (nt < 2 || grain_for(V, c_.dim, 64) == V) return;
-  const uint8_t* head = m_.quant_head ? m_.quant_head->w.data() : m_.output.data;
-  const size_t row_bytes = m_.quant_head ? m_.quant_head->row_bytes : m_.output.row_bytes;
+  const auto [head, row_bytes] = head_rows();
   for (int64_t i = 1; i < nt; ++i) {
     const int64_t v0 = ThreadPool::share_begin(V, 64, i, nt), v1 = ThreadPool::share_begin(V, 64, i + 1, nt);
     pool_.warm(int(i), head + v0 * row_bytes, (v1 - v0) * row_bytes);
@@ -191,13 +203,6 @@ uint64_t Forward::read_weights() {
   const kernels::KernelTable& kt = kernels::active();
   std::atomic<uint64_t> sink{0};
   uint64_t bytes = 0;
-  // Bytes of rows [m0, m1) of a linear layer: rows are contiguous in every layout, and a panel layout's
-  // last, padded panel ends the matrix.
-  auto row_offset = [](const Linear& L, int64_t m) -> uint64_t {
-    if (!L.ternary) return uint64_t(m) * L.flt.row_bytes;
-    if (m == L.rows) return kernels::ternary_layout_bytes(L.tern.layout, L.rows, L.cols);
-    return uint64_t(m) * L.cols / 4;
-  };
   // One job per group, as linear_group runs q/k/v and gate/up (and linear the others), grain 16.
   auto job = [&](std::initializer_list<std::pair<const Linear*, float*>> group) {
     int64_t total = 0;
@@ -205,8 +210,7 @@ uint64_t Forward::read_weights() {
     pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
       uint64_t s = 0;
       for_each_part(group, b, e, [&](const Linear& L, float*, int64_t m0, int64_t m1) {
-        const uint8_t* base = L.ternary ? L.tern.codes : L.flt.data;
-        s += kt.read_sum(base + row_offset(L, m0), row_offset(L, m1) - row_offset(L, m0));
+        s += kt.read_sum(weight_base(L) + row_offset(L, m0), row_offset(L, m1) - row_offset(L, m0));
       });
       sink.fetch_add(s, std::memory_order_relaxed);
     });
@@ -218,8 +222,7 @@ uint64_t Forward::read_weights() {
     job({{&L.w_down, nullptr}});
   }
   const int64_t V = c_.vocab_size;
-  const uint8_t* head = m_.quant_head ? m_.quant_head->w.data() : m_.output.data;
-  const size_t row_bytes = m_.quant_head ? m_.quant_head->row_bytes : m_.output.row_bytes;
+  const auto [head, row_bytes] = head_rows();
   bytes += uint64_t(V) * row_bytes;
   pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
     sink.fetch_add(kt.read_sum(head + v0 * row_bytes, (v1 - v0) * row_bytes), std::memory_order_relaxed);

@@ -71,6 +71,8 @@ class Forward {
   // the LM head) while the caller does the serial work before it (ThreadPool::warm).
   void warm(std::initializer_list<const Linear*> group);
   void warm_head();
+  // The LM head as decoding reads it (the quantized head when there is one): its rows and their size.
+  std::pair<const uint8_t*, size_t> head_rows() const;
 
   const Model& m_;
   const ModelConfig& c_;
