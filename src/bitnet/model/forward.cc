@@ -222,7 +222,9 @@ uint64_t Forward::read_weights() {
     job({{&L.w_down, nullptr}});
   }
   const int64_t V = c_.vocab_size;
-  const auto [head, row_bytes] = head_rows();
+  const auto rows = head_rows();  // named members, not a structured binding: clang before 16 cannot capture one
+  const uint8_t* head = rows.first;
+  const size_t row_bytes = rows.second;
   bytes += uint64_t(V) * row_bytes;
   pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
     sink.fetch_add(kt.read_sum(head + v0 * row_bytes, (v1 - v0) * row_bytes), std::memory_order_relaxed);
