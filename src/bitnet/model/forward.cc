@@ -59,6 +59,14 @@ void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s
     for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
   });
 }
+// Asks for the n floats at p (none when p is null) to be brought into the caches. A product of one token
+// streams megabytes of weights through the caller's caches, so an RMSNorm's weights after it come back from
+// memory one latency-bound line at a time; the sub-norms are each read after a step that does not stream
+// (attention, the activation), so they are asked for before that step and arrive during it.
+void prefetch_floats(const float* p, int64_t n) {
+  if (p)
+    for (int64_t i = 0; i < n; i += 64 / sizeof(float)) __builtin_prefetch(p + i, /*rw=*/0, /*locality=*/3);
+}
 }  // namespace
 
 Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPool& pool)
@@ -321,6 +329,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   emit("attn_norm", l, xn_.data(), T, d);
   linear_group({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
   if (T == 1) warm({&L.wo});  // (each product of one token warms the next: see ThreadPool::warm)
+  if (T == 1) prefetch_floats(L.attn_sub_norm, qd);
   attention(l, batch);
   const float* a = att_.data();
   if (L.attn_sub_norm) {
@@ -345,6 +354,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   emit("ffn_norm", l, xn_.data(), T, d);
   linear_group({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xn_.data(), T);
   if (T == 1) warm({&L.w_down});
+  if (T == 1) prefetch_floats(L.ffn_sub_norm, ff);
   emit("ffn_gate", l, gate_.data(), T, ff);
   emit("ffn_up", l, up_.data(), T, ff);
   per_token(T, [&](int64_t t0, int64_t t1) {
