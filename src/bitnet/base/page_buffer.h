@@ -1,5 +1,7 @@
 // A large buffer of anonymous memory from mmap: page-aligned, zero-filled, and marked for transparent huge
 // pages where the kernel offers them (fewer TLB misses when a kernel streams through gigabytes of weights).
+// A buffer of 2 MiB or more starts on a 2 MiB boundary: the kernel backs only aligned 2 MiB ranges with a
+// huge page, so a buffer that merely starts on a page boundary loses its first and last partial 2 MiB.
 #pragma once
 
 #include <cstddef>

@@ -195,24 +195,33 @@ const float* Model::bind_norm(const std::string& name, int64_t n) {
 
 // Ternary layers in the active kernel table's layout, packed once (TQ block-scale layers keep I2_S and
 // run on the scalar table). The file's pages of a packed tensor are released, so it is not resident twice.
+// All of them share one buffer, in the order a token reads them, each on a 4 KiB boundary: one mapping of
+// 2 MiB huge pages. (A buffer per matrix left q, k, v and W_o, under 2 MiB each, on 4 KiB pages and the
+// larger ones with partial huge pages at both ends: 39 % of the 2B-4T shape's layer bytes on huge pages.)
 void Model::pack_ternary() {
   const kernels::KernelTable& kt = kernels::active();
   if (kt.layout == kernels::TernaryLayout::I2S) return;
+  std::vector<std::pair<Linear*, size_t>> todo;  // (layer, offset in the buffer)
+  size_t total = 0;
   for (LayerWeights& L : layers)
     for (Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      TernaryWeights& w = l->tern;
-      if (!l->ternary || !w.block_scales.empty() || !kernels::ternary_layout_fits(kt.layout, l->cols)) continue;
-      PageBuffer packed(kernels::ternary_layout_bytes(kt.layout, l->rows, l->cols));
-      kernels::pack_ternary(kt.layout, w.codes, l->rows, l->cols, 0, l->rows, packed.data());
-      if (w.owned.empty()) {
-        file_->release(*file_->tensor(l->name));
-      } else {
-        std::vector<uint8_t>().swap(w.owned);
-      }
-      w.packed = std::move(packed);
-      w.codes = w.packed.data();
-      w.layout = kt.layout;
+      if (!l->ternary || !l->tern.block_scales.empty() || !kernels::ternary_layout_fits(kt.layout, l->cols)) continue;
+      todo.emplace_back(l, total);
+      total += (kernels::ternary_layout_bytes(kt.layout, l->rows, l->cols) + 4095) / 4096 * 4096;
     }
+  if (todo.empty()) return;
+  packed_ = PageBuffer(total);
+  for (const auto& [l, offset] : todo) {
+    TernaryWeights& w = l->tern;
+    kernels::pack_ternary(kt.layout, w.codes, l->rows, l->cols, 0, l->rows, packed_.data() + offset);
+    if (w.owned.empty()) {
+      file_->release(*file_->tensor(l->name));
+    } else {
+      std::vector<uint8_t>().swap(w.owned);
+    }
+    w.codes = packed_.data() + offset;
+    w.layout = kt.layout;
+  }
 }
 
 void Model::bind() {

@@ -107,6 +107,7 @@ class Model {
   const uint8_t* aligned_data(const GgufTensorInfo& t, size_t element_bytes);
   std::vector<std::vector<uint8_t>> realigned_;
   PageBuffer head_copy_;  // the float LM head, moved out of the file (copy_head)
+  PageBuffer packed_;     // every ternary layer packed for the active kernel table (pack_ternary)
 
   LoadOptions opts_;
   std::unique_ptr<GgufFile> file_;

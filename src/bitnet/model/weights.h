@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "bitnet/base/page_buffer.h"
 #include "bitnet/base/thread_pool.h"
 #include "bitnet/base/uninit_allocator.h"
 #include "bitnet/format/ggml_types.h"
@@ -14,10 +13,10 @@
 namespace bitnet {
 
 struct TernaryWeights {
-  const uint8_t* codes = nullptr;   // [rows][cols] 2-bit codes in `layout`: into the file (I2_S) or `owned`
+  const uint8_t* codes = nullptr;   // [rows][cols] 2-bit codes in `layout`: into the file (I2_S), `owned`, or
+                                    // the model's buffer of packed layers (Model::pack_ternary)
   kernels::TernaryLayout layout = kernels::TernaryLayout::I2S;
   std::vector<uint8_t> owned;       // I2_S codes decoded from another format (TQ*, exactly ternary floats)
-  PageBuffer packed;                // the codes packed for the active kernel table (Model::pack_ternary)
   float scale = 1.0f;               // per-tensor scale
   std::vector<float> block_scales;  // [rows][cols/256] when TQ block scales vary (else empty)
 };
