@@ -59,6 +59,7 @@ void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s
     for (int64_t t = t0; t < t1; ++t) s.scale[t] = kt.quantize_i8(x + t * K, K, &s.q[t * K], &s.sum[t]);
   });
 }
+
 // Asks for the n floats at p (none when p is null) to be brought into the caches. A product of one token
 // streams megabytes of weights through the caller's caches, so an RMSNorm's weights after it come back from
 // memory one latency-bound line at a time; the sub-norms are each read after a step that does not stream

@@ -197,7 +197,8 @@ const float* Model::bind_norm(const std::string& name, int64_t n) {
 // run on the scalar table). The file's pages of a packed tensor are released, so it is not resident twice.
 // All of them share one buffer, in the order a token reads them, each on a 4 KiB boundary: one mapping of
 // 2 MiB huge pages. (A buffer per matrix left q, k, v and W_o, under 2 MiB each, on 4 KiB pages and the
-// larger ones with partial huge pages at both ends: 39 % of the 2B-4T shape's layer bytes on huge pages.)
+// larger ones with partial huge pages at both ends: with the q8 head the process held 602 MB of huge
+// pages instead of 903.)
 void Model::pack_ternary() {
   const kernels::KernelTable& kt = kernels::active();
   if (kt.layout == kernels::TernaryLayout::I2S) return;
