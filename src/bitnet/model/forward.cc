@@ -60,13 +60,17 @@ void quantize_activations(const float* x, int32_t T, int64_t K, LinearScratch& s
   });
 }
 
-// Asks for the n floats at p (none when p is null) to be brought into the caches. A product of one token
-// streams megabytes of weights through the caller's caches, so an RMSNorm's weights after it come back from
-// memory one latency-bound line at a time; the sub-norms are each read after a step that does not stream
-// (attention, the activation), so they are asked for before that step and arrive during it.
+// Asks for the n floats at p (none when p is null) to be brought into the caches, or for n bytes at p that
+// are about to be written. Decoding one token, the caller's serial steps between products read data nothing
+// has touched since the last token: each RMSNorm's weights and the KV cache rows the token writes. Read
+// when needed they come from memory one latency-bound line at a time, so each is asked for before the product
+// that precedes its step and arrives while that product streams (Forward::layer).
 void prefetch_floats(const float* p, int64_t n) {
   if (p)
     for (int64_t i = 0; i < n; i += 64 / sizeof(float)) __builtin_prefetch(p + i, /*rw=*/0, /*locality=*/3);
+}
+void prefetch_for_write(const uint8_t* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(p + i, /*rw=*/1, /*locality=*/3);
 }
 }  // namespace
 
@@ -328,9 +332,16 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.attn_norm, d, c_.norm_eps, &xn_[t * d]);
   });
   emit("attn_norm", l, xn_.data(), T, d);
+  if (T == 1) {  // what the steps after the next product read first (see prefetch_floats)
+    prefetch_floats(L.attn_sub_norm, qd);
+    for (int h = 0; h < static_cast<int>(c_.n_kv_heads); ++h) {
+      const int64_t row = cache_.row_bytes(), at = int64_t(batch[0].pos) * row;
+      prefetch_for_write(cache_.k_head(l, batch[0].seq, h) + at, row);
+      prefetch_for_write(cache_.v_head(l, batch[0].seq, h) + at, row);
+    }
+  }
   linear_group({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
   if (T == 1) warm({&L.wo});  // (each product of one token warms the next: see ThreadPool::warm)
-  if (T == 1) prefetch_floats(L.attn_sub_norm, qd);
   attention(l, batch);
   const float* a = att_.data();
   if (L.attn_sub_norm) {
@@ -340,6 +351,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     emit("attn_sub_norm", l, xn_.data(), T, qd);
     a = xn_.data();
   }
+  if (T == 1) prefetch_floats(L.ffn_norm, d);
   linear(L.wo, a, T, o_.data());
   if (T == 1) warm({&L.w_gate, &L.w_up});
   emit("attn_out", l, o_.data(), T, d);
@@ -353,9 +365,9 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     for (int64_t t = t0; t < t1; ++t) kernels::rmsnorm(&x_[t * d], L.ffn_norm, d, c_.norm_eps, &xn_[t * d]);
   });
   emit("ffn_norm", l, xn_.data(), T, d);
+  if (T == 1) prefetch_floats(L.ffn_sub_norm, ff);
   linear_group({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xn_.data(), T);
   if (T == 1) warm({&L.w_down});
-  if (T == 1) prefetch_floats(L.ffn_sub_norm, ff);
   emit("ffn_gate", l, gate_.data(), T, ff);
   emit("ffn_up", l, up_.data(), T, ff);
   per_token(T, [&](int64_t t0, int64_t t1) {
@@ -391,6 +403,7 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     emit("ffn_sub_norm", l, gate_.data(), T, ff);
     f = gate_.data();
   }
+  if (T == 1) prefetch_floats(l + 1 < static_cast<int>(c_.n_layers) ? m_.layers[l + 1].attn_norm : m_.output_norm, d);
   linear(L.w_down, f, T, o_.data());
   if (T == 1 && l + 1 < static_cast<int>(c_.n_layers)) {
     const LayerWeights& next = m_.layers[l + 1];
