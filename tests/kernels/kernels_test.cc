@@ -831,6 +831,49 @@ TEST(Kernels, ExpCanonicalAccuracy) {
   EXPECT_GT(kernels::exp_canonical(-87.3f), 0.0f);
 }
 
+// RMSNorm's scaling and the squared-ReLU gate: every table gives the scalar loop's bits, special values and
+// vector tails included, and writes nothing past n.
+TEST(Kernels, ScaleMulAndReluSqrBitExact) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  const std::vector<float> special = {0.0f, -0.0f, NAN, -NAN, INFINITY, -INFINITY, 1e-45f, -1e-45f, 1e30f, -1e30f,
+                                      3.4e38f, -3.4e38f, 1e-20f, -1e-20f};
+  const int64_t n_special = static_cast<int64_t>(special.size());
+  for (int64_t n : {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 2560, 6912}) {
+    std::vector<float> x(n), g(n), u(n);
+    for (int64_t i = 0; i < n; ++i) {  // special values at the front, and again in the tail
+      const bool front = i < n_special, back = n - 1 - i < n_special;
+      x[i] = front && n >= 16 ? special[i] : back && n % 8 != 0 ? special[n - 1 - i] : nd(rng);
+      g[i] = back && n >= 16 ? special[n - 1 - i] : nd(rng);
+      u[i] = front && n % 8 == 1 ? special[i] : nd(rng);
+    }
+    for (float a : {0.37f, -2.0f, 1e-30f, 0.0f, INFINITY}) {
+      std::vector<float> ref(n);
+      for (int64_t i = 0; i < n; ++i) ref[i] = x[i] * a * g[i];
+      for (const KernelTable* kt : kernels::supported_tables()) {
+        std::vector<float> out(n + 16, -5.0f);
+        kt->scale_mul(x.data(), a, g.data(), out.data(), n);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(bits(out[i]), bits(ref[i])) << kt->name << " " << x[i] << " * " << a << " * " << g[i] << " n=" << n;
+        for (int64_t i = n; i < n + 16; ++i) ASSERT_EQ(out[i], -5.0f) << kt->name << " wrote past n=" << n;
+      }
+    }
+    std::vector<float> ref = u;
+    for (int64_t i = 0; i < n; ++i) {
+      const float r = g[i] > 0 ? g[i] : 0.0f;
+      ref[i] = r * r * u[i];
+    }
+    for (const KernelTable* kt : kernels::supported_tables()) {
+      std::vector<float> got = u;
+      got.resize(n + 16, -5.0f);
+      kt->relu_sqr_mul(g.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(bits(got[i]), bits(ref[i])) << kt->name << " relu(" << g[i] << ")^2 * " << u[i] << " n=" << n;
+      for (int64_t i = n; i < n + 16; ++i) ASSERT_EQ(got[i], -5.0f) << kt->name << " wrote past n=" << n;
+    }
+  }
+}
+
 TEST(Kernels, ExpShiftAndSiluBitExact) {
   std::mt19937 rng(22);
   std::normal_distribution<float> nd(0.0f, 8.0f);

@@ -500,6 +500,25 @@ void silu_mul(const float* g, float* u, int64_t n) {
   silu_mul_scalar(g + i, u + i, n - i);
 }
 
+void scale_mul(const float* x, float a, const float* g, float* out, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), va), _mm256_loadu_ps(g + i)));
+  scale_mul_scalar(x + i, a, g + i, out + i, n - i);
+}
+
+void relu_sqr_mul(const float* g, float* u, int64_t n) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 r = _mm256_and_ps(_mm256_cmp_ps(gv, zero, _CMP_GT_OQ), gv);  // g > 0 ? g : +0 (NaN -> +0)
+    _mm256_storeu_ps(u + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(u + i)));
+  }
+  relu_sqr_mul_scalar(g + i, u + i, n - i);
+}
+
 // vcvtps2ph (F16C) rounds to nearest even like f32_to_fp16, subnormal and overflowing halves included.
 void to_f16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
@@ -514,7 +533,8 @@ const KernelTable* avx2_table() {
   static const KernelTable t{"avx2",   TernaryLayout::Panel8, QheadLayout::Rows, ternary_gemm, int8_gemm, qhead_gemm, sum_squares, quantize_row_i8,
                              dot_f32,  dot_f16,               FromDots<avx2_table>::gemm_f16,
                              axpy_f32, axpy_f16,              read_sum,     attn_scores,
-                             attn_mix,     exp_shift,    silu_mul,     to_f16};
+                             attn_mix,     exp_shift,    silu_mul,     to_f16,
+                             scale_mul,    relu_sqr_mul};
   return &t;
 }
 

@@ -911,6 +911,28 @@ void silu_mul(const float* g, float* u, int64_t n) {
   silu_mul_scalar(g + i, u + i, n - i);
 }
 
+void scale_mul(const float* x, float a, const float* g, float* out, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), va), _mm512_loadu_ps(g + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask16(n - i);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), va),
+                                                    _mm512_maskz_loadu_ps(m, g + i)));
+  }
+}
+
+void relu_sqr_mul(const float* g, float* u, int64_t n) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+    const __m512 r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gv, zero, _CMP_GT_OQ), gv);  // g > 0 ? g : +0 (NaN -> +0)
+    _mm512_mask_storeu_ps(u + i, m, _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
 // vcvtps2ph rounds to nearest even like f32_to_fp16, subnormal and overflowing halves included.
 void to_f16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
@@ -923,7 +945,7 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
 
 const KernelTable* avx512_table() {
   static const KernelTable t{"avx512", TernaryLayout::Panel16, QheadLayout::Panel16, ternary_gemm, int8_gemm, qhead_any, sum_squares, quantize_i8, dot_f32, dot_f16, gemm_f16, axpy_f32, axpy_f16,
-                             read_sum, attn_scores, attn_mix, exp_shift, silu_mul, to_f16};
+                             read_sum, attn_scores, attn_mix, exp_shift, silu_mul, to_f16, scale_mul, relu_sqr_mul};
   return &t;
 }
 

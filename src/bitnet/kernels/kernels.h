@@ -128,6 +128,16 @@ struct KernelTable {
   // y[i] = x[i] as an IEEE half, rounded to nearest even: f32_to_fp16's bits (a NaN stays a NaN, its payload
   // unspecified). The F16 KV cache's rows.
   void (*to_f16)(const float* x, uint16_t* y, int64_t n);
+
+  // Element by element, in float (two roundings each, no fused multiply-add; so every table gives the scalar
+  // loop's bits):
+  //   scale_mul:    out[i] = x[i] * a * g[i]                        (RMSNorm: (x * scale) * weight)
+  //   relu_sqr_mul: u[i] = r * r * u[i], r = g[i] > 0 ? g[i] : 0    (squared-ReLU-gated feed-forward; NaN -> 0)
+  // Steps of a token's serial work between products, which as loops compiled for the baseline ISA (SSE2) ran
+  // 4 floats per instruction. Per-token A/B with a cycle counter per step (2B-4T shape, tg128, q8 head, 3
+  // runs): each 2560-wide RMSNorm 0.35-0.4 us faster, the 6912-wide sub-norm 0.6-0.7, the activation 0.7.
+  void (*scale_mul)(const float* x, float a, const float* g, float* out, int64_t n);
+  void (*relu_sqr_mul)(const float* g, float* u, int64_t n);
 };
 
 // gemm_f16, attn_scores and attn_mix written with a table's dot and axpy (tables without their own).
@@ -214,6 +224,8 @@ struct ExpConst {
 void exp_shift_scalar(const float* x, float shift, float* y, int64_t n);
 void silu_mul_scalar(const float* g, float* u, int64_t n);
 void to_f16_scalar(const float* x, uint16_t* y, int64_t n);
+void scale_mul_scalar(const float* x, float a, const float* g, float* out, int64_t n);
+void relu_sqr_mul_scalar(const float* g, float* u, int64_t n);
 
 // ---- 4- and 6-bit LM head rows (`--lm-head q4|q6`; qhead.cc) ----
 //
@@ -271,6 +283,7 @@ void dequantize_row(TensorType type, const uint8_t* row, int64_t K, float* out);
 
 // y = x / sqrt(mean(x^2) + eps) * g   (sum of squares in double through the active table's sum_squares;
 // float mean and 1/sqrtf as ggml)
+extern int g_ab;
 void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out);
 
 // The canonical 64-lane reduction tree (shared by SIMD tails).

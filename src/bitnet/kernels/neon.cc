@@ -256,6 +256,23 @@ void silu_mul(const float* g, float* u, int64_t n) {
   silu_mul_scalar(g + i, u + i, n - i);
 }
 
+void scale_mul(const float* x, float a, const float* g, float* out, int64_t n) {
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_f32(vmulq_f32(vld1q_f32(x + i), va), vld1q_f32(g + i)));
+  scale_mul_scalar(x + i, a, g + i, out + i, n - i);
+}
+
+void relu_sqr_mul(const float* g, float* u, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t gv = vld1q_f32(g + i);
+    const float32x4_t r = vbslq_f32(vcgtq_f32(gv, vdupq_n_f32(0.0f)), gv, vdupq_n_f32(0.0f));  // NaN -> +0
+    vst1q_f32(u + i, vmulq_f32(vmulq_f32(r, r), vld1q_f32(u + i)));
+  }
+  relu_sqr_mul_scalar(g + i, u + i, n - i);
+}
+
 }  // namespace
 
 const KernelTable* neon_table() {
@@ -263,7 +280,7 @@ const KernelTable* neon_table() {
                              dot_f32,  dot_f16,            FromDots<neon_table>::gemm_f16,
                              axpy_f32, axpy_f16,           read_sum,     FromDots<neon_table>::attn_scores,
                              FromDots<neon_table>::attn_mix, exp_shift,    silu_mul,
-                             to_f16_scalar};
+                             to_f16_scalar, scale_mul,   relu_sqr_mul};
   return &t;
 }
 

@@ -172,12 +172,23 @@ void to_f16_scalar(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
 }
 
+void scale_mul_scalar(const float* x, float a, const float* g, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * a * g[i];
+}
+
+void relu_sqr_mul_scalar(const float* g, float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = g[i] > 0 ? g[i] : 0.0f;  // a select, not a branch (the sign is a coin flip)
+    u[i] = r * r * u[i];
+  }
+}
+
 const KernelTable& scalar_table() {
   static const KernelTable t{"scalar",        TernaryLayout::I2S, QheadLayout::Rows, scalar_ternary_gemm, scalar_int8_gemm, qhead_gemm_scalar, scalar_sum_squares, scalar_quantize_i8,
                              scalar_dot_f32, scalar_dot_f16, FromDots<scalar_table_ptr>::gemm_f16, scalar_axpy_f32, scalar_axpy_f16,
                              scalar_read_sum, FromDots<scalar_table_ptr>::attn_scores,
                              FromDots<scalar_table_ptr>::attn_mix, exp_shift_scalar, silu_mul_scalar,
-                             to_f16_scalar};
+                             to_f16_scalar, scale_mul_scalar, relu_sqr_mul_scalar};
   return t;
 }
 
@@ -237,7 +248,7 @@ void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out) {
   const double ss = active().sum_squares(x, n);
   const float mean = static_cast<float>(ss / n);  // ggml: float mean, then 1/sqrtf(mean + eps)
   const float scale = 1.0f / std::sqrt(mean + eps);
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * g[i];
+  active().scale_mul(x, scale, g, out, n);
 }
 
 }  // namespace bitnet::kernels

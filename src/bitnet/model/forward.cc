@@ -374,12 +374,9 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
     const float* __restrict g = &gate_[t0 * ff];
     float* __restrict u = &up_[t0 * ff];  // the product overwrites up (one buffer less)
     const int64_t n = (t1 - t0) * ff;
-    switch (c_.act) {  // one branch-free loop per activation, so each vectorizes
+    switch (c_.act) {  // one branch-free loop (or kernel) per activation
       case Activation::ReluSqr:
-        for (int64_t i = 0; i < n; ++i) {
-          const float r = g[i] > 0 ? g[i] : 0.0f;  // a select, not a branch (the sign is a coin flip)
-          u[i] = r * r * u[i];
-        }
+        kernels::active().relu_sqr_mul(g, u, n);  // max(g, 0)^2 * u
         break;
       case Activation::Relu:
         for (int64_t i = 0; i < n; ++i) u[i] = (g[i] > 0 ? g[i] : 0.0f) * u[i];
