@@ -519,12 +519,14 @@ TEST(Kernels, ReadSumAgrees) {
 TEST(Kernels, SumSquaresBitExact) {
   std::mt19937 rng(4);
   std::normal_distribution<float> nd;
-  for (int64_t n : {0, 1, 7, 8, 9, 100, 2560, 6912}) {
+  for (int64_t n : {0, 1, 7, 8, 9, 31, 32, 33, 63, 65, 100, 2560, 6912, 6913}) {
     std::vector<float> x(n);
     for (auto& v : x) v = nd(rng) * 1e3f;
-    double lanes[8] = {};  // the definition in kernels.h
-    for (int64_t i = 0; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
-    const double want = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    double lanes[32] = {};  // the definition in kernels.h: lane i % 32, then the halving tree
+    for (int64_t i = 0; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
+    for (int64_t width = 16; width >= 1; width /= 2)
+      for (int64_t l = 0; l < width; ++l) lanes[l] = lanes[l] + lanes[l + width];
+    const double want = lanes[0];
     for (const KernelTable* kt : kernels::supported_tables())
       ASSERT_EQ(kt->sum_squares(x.data(), n), want) << kt->name << " n=" << n;
   }

@@ -263,20 +263,29 @@ inline void qhead_offsets(const int8_t* q, int64_t groups, int32_t (*out)[16]) {
 
 #include "bitnet/kernels/qhead_driver.inc"
 
-// Eight double lanes in two registers (lanes 0-3, 4-7); see the scalar table.
+// 32 double lanes in eight registers (lanes 4r .. 4r + 3 in register r); see the scalar table.
 double sum_squares(const float* x, int64_t n) {
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
-    lo = _mm256_fmadd_pd(a, a, lo);
-    hi = _mm256_fmadd_pd(b, b, hi);
+  auto sq = [&](__m256d& acc, int64_t at) {
+    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + at));
+    acc = _mm256_fmadd_pd(v, v, acc);
+  };
+  for (; i + 32 <= n; i += 32) {
+    sq(a0, i), sq(a1, i + 4), sq(a2, i + 8), sq(a3, i + 12);
+    sq(a4, i + 16), sq(a5, i + 20), sq(a6, i + 24), sq(a7, i + 28);
   }
-  alignas(32) double lanes[8];
-  _mm256_store_pd(lanes, lo);
-  _mm256_store_pd(lanes + 4, hi);
-  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
-  for (int step = 4; step >= 1; step /= 2)
+  alignas(32) double lanes[32];
+  _mm256_store_pd(lanes, a0);
+  _mm256_store_pd(lanes + 4, a1);
+  _mm256_store_pd(lanes + 8, a2);
+  _mm256_store_pd(lanes + 12, a3);
+  _mm256_store_pd(lanes + 16, a4);
+  _mm256_store_pd(lanes + 20, a5);
+  _mm256_store_pd(lanes + 24, a6);
+  _mm256_store_pd(lanes + 28, a7);
+  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
+  for (int step = 16; step >= 1; step /= 2)
     for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
   return lanes[0];
 }

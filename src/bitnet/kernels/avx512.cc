@@ -483,19 +483,26 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = __builtin_fmaf(a, _cvtsh_ss(x[i]), y[i]);
 }
 
-// Eight double lanes in one register (lane l = elements i % 8 == l); x*x is exact in double, so the fused
+// 32 double lanes in four registers (lane l = elements i % 32 == l); x*x is exact in double, so the fused
 // multiply-add rounds exactly like the scalar table's add.
 double sum_squares(const float* x, int64_t n) {
-  __m512d acc = _mm512_setzero_pd();
+  __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
-    acc = _mm512_fmadd_pd(v, v, acc);
+  for (; i + 32 <= n; i += 32) {
+    const __m512d v0 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), v1 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)),
+                  v2 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)), v3 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24));
+    a0 = _mm512_fmadd_pd(v0, v0, a0);
+    a1 = _mm512_fmadd_pd(v1, v1, a1);
+    a2 = _mm512_fmadd_pd(v2, v2, a2);
+    a3 = _mm512_fmadd_pd(v3, v3, a3);
   }
-  alignas(64) double lanes[8];
-  _mm512_store_pd(lanes, acc);
-  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
-  for (int step = 4; step >= 1; step /= 2)
+  alignas(64) double lanes[32];
+  _mm512_store_pd(lanes, a0);
+  _mm512_store_pd(lanes + 8, a1);
+  _mm512_store_pd(lanes + 16, a2);
+  _mm512_store_pd(lanes + 24, a3);
+  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
+  for (int step = 16; step >= 1; step /= 2)
     for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
   return lanes[0];
 }

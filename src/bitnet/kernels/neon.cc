@@ -112,21 +112,22 @@ void qhead_gemm(int bits, const uint8_t* w, size_t row_bytes, int64_t K, int64_t
 
 // ---- Float ----
 
-// Eight double lanes in four registers (lane l in register l / 2); see the scalar table.
+// 32 double lanes in sixteen registers (lane l in register l / 2); see the scalar table.
 double sum_squares(const float* x, int64_t n) {
-  float64x2_t acc[4] = {vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0)};
+  float64x2_t acc[16];
+  for (auto& a : acc) a = vdupq_n_f64(0);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int r = 0; r < 2; ++r) {
+  for (; i + 32 <= n; i += 32)
+    for (int r = 0; r < 8; ++r) {
       const float32x4_t v = vld1q_f32(x + i + 4 * r);
       const float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
       acc[2 * r] = vfmaq_f64(acc[2 * r], lo, lo);  // exact product: the fma rounds like the scalar add
       acc[2 * r + 1] = vfmaq_f64(acc[2 * r + 1], hi, hi);
     }
-  double lanes[8];
-  for (int r = 0; r < 4; ++r) vst1q_f64(lanes + 2 * r, acc[r]);
-  for (; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
-  for (int step = 4; step >= 1; step /= 2)
+  double lanes[32];
+  for (int r = 0; r < 16; ++r) vst1q_f64(lanes + 2 * r, acc[r]);
+  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
+  for (int step = 16; step >= 1; step /= 2)
     for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
   return lanes[0];
 }

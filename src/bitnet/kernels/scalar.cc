@@ -72,9 +72,9 @@ void scalar_int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const 
 }
 
 double scalar_sum_squares(const float* x, int64_t n) {
-  double lanes[8] = {};
-  for (int64_t i = 0; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i]) * x[i];
-  for (int step = 4; step >= 1; step /= 2)
+  double lanes[32] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
+  for (int step = 16; step >= 1; step /= 2)
     for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
   return lanes[0];
 }
