@@ -286,7 +286,6 @@ void dequantize_row(TensorType type, const uint8_t* row, int64_t K, float* out);
 
 // y = x / sqrt(mean(x^2) + eps) * g   (sum of squares in double through the active table's sum_squares;
 // float mean and 1/sqrtf as ggml)
-extern int g_ab;
 void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out);
 
 // The canonical 64-lane reduction tree (shared by SIMD tails).

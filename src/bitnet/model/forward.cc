@@ -334,8 +334,8 @@ void Forward::layer(int l, const std::vector<BatchToken>& batch) {
   emit("attn_norm", l, xn_.data(), T, d);
   if (T == 1) {  // what the steps after the next product read first (see prefetch_floats)
     prefetch_floats(L.attn_sub_norm, qd);
+    const int64_t row = cache_.row_bytes(), at = int64_t(batch[0].pos) * row;
     for (int h = 0; h < static_cast<int>(c_.n_kv_heads); ++h) {
-      const int64_t row = cache_.row_bytes(), at = int64_t(batch[0].pos) * row;
       prefetch_for_write(cache_.k_head(l, batch[0].seq, h) + at, row);
       prefetch_for_write(cache_.v_head(l, batch[0].seq, h) + at, row);
     }
