@@ -275,7 +275,7 @@ double sum_squares(const float* x, int64_t n) {
     sq(a0, i), sq(a1, i + 4), sq(a2, i + 8), sq(a3, i + 12);
     sq(a4, i + 16), sq(a5, i + 20), sq(a6, i + 24), sq(a7, i + 28);
   }
-  alignas(32) double lanes[32];
+  alignas(32) double lanes[kSquareLanes];
   _mm256_store_pd(lanes, a0);
   _mm256_store_pd(lanes + 4, a1);
   _mm256_store_pd(lanes + 8, a2);
@@ -284,10 +284,7 @@ double sum_squares(const float* x, int64_t n) {
   _mm256_store_pd(lanes + 20, a5);
   _mm256_store_pd(lanes + 24, a6);
   _mm256_store_pd(lanes + 28, a7);
-  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
-  for (int step = 16; step >= 1; step /= 2)
-    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
-  return lanes[0];
+  return finish_sum_squares(lanes, x, i, n);
 }
 
 uint64_t read_sum(const uint8_t* p, size_t n) {

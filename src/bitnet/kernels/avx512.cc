@@ -496,15 +496,12 @@ double sum_squares(const float* x, int64_t n) {
     a2 = _mm512_fmadd_pd(v2, v2, a2);
     a3 = _mm512_fmadd_pd(v3, v3, a3);
   }
-  alignas(64) double lanes[32];
+  alignas(64) double lanes[kSquareLanes];
   _mm512_store_pd(lanes, a0);
   _mm512_store_pd(lanes + 8, a1);
   _mm512_store_pd(lanes + 16, a2);
   _mm512_store_pd(lanes + 24, a3);
-  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
-  for (int step = 16; step >= 1; step /= 2)
-    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
-  return lanes[0];
+  return finish_sum_squares(lanes, x, i, n);
 }
 
 // quantize_row_i8 in 16 lanes. The max of |x| is exact in float (and so equal to the scalar double

@@ -291,6 +291,12 @@ void rmsnorm(const float* x, const float* g, int64_t n, float eps, float* out);
 // The canonical 64-lane reduction tree (shared by SIMD tails).
 float reduce_lanes(float lanes[kDotLanes]);
 
+// sum_squares' lanes (KernelTable::sum_squares) and their end, shared by every table: elements [i, n) of x
+// added into lanes[j % kSquareLanes] (lanes holds the sums of x[0, i), i a multiple of kSquareLanes), then
+// the halving tree; returns the sum.
+constexpr int64_t kSquareLanes = 32;
+double finish_sum_squares(double lanes[kSquareLanes], const float* x, int64_t i, int64_t n);
+
 }  // namespace bitnet::kernels
 
 namespace bitnet::kernels {

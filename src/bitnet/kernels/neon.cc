@@ -124,12 +124,9 @@ double sum_squares(const float* x, int64_t n) {
       acc[2 * r] = vfmaq_f64(acc[2 * r], lo, lo);  // exact product: the fma rounds like the scalar add
       acc[2 * r + 1] = vfmaq_f64(acc[2 * r + 1], hi, hi);
     }
-  double lanes[32];
+  double lanes[kSquareLanes];
   for (int r = 0; r < 16; ++r) vst1q_f64(lanes + 2 * r, acc[r]);
-  for (; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
-  for (int step = 16; step >= 1; step /= 2)
-    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
-  return lanes[0];
+  return finish_sum_squares(lanes, x, i, n);
 }
 
 // quantize_row_i8 in 4 lanes: maxNum skips NaN like std::max does, vrndnq rounds half to even, and

@@ -32,6 +32,13 @@ float quantize_row_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) {
   return s;
 }
 
+double finish_sum_squares(double lanes[kSquareLanes], const float* x, int64_t i, int64_t n) {
+  for (; i < n; ++i) lanes[i % kSquareLanes] += static_cast<double>(x[i]) * x[i];
+  for (int64_t step = kSquareLanes / 2; step >= 1; step /= 2)
+    for (int64_t l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
 float reduce_lanes(float lanes[kDotLanes]) {
   for (int step = kDotLanes / 2; step >= 1; step /= 2)
     for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
@@ -72,11 +79,8 @@ void scalar_int8_gemm(const int8_t* w, int64_t K, int64_t m0, int64_t m1, const 
 }
 
 double scalar_sum_squares(const float* x, int64_t n) {
-  double lanes[32] = {};
-  for (int64_t i = 0; i < n; ++i) lanes[i % 32] += static_cast<double>(x[i]) * x[i];
-  for (int step = 16; step >= 1; step /= 2)
-    for (int l = 0; l < step; ++l) lanes[l] += lanes[l + step];
-  return lanes[0];
+  double lanes[kSquareLanes] = {};
+  return finish_sum_squares(lanes, x, 0, n);
 }
 
 float scalar_quantize_i8(const float* x, int64_t K, int8_t* q, int32_t* sum) { return quantize_row_i8(x, K, q, sum); }
