@@ -120,7 +120,7 @@ inline __m256i broadcast4(const int8_t* p) {
 
 constexpr int64_t kFlushSteps = 8;
 
-// NT tokens (1..4) against one panel of K/16 steps: acc[t] = 8 int32 row sums.
+// NT tokens (2..4; one token: gemv_panel, below) against one panel of K/16 steps: acc[t] = 8 int32 row sums.
 template <int NT>
 inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, __m256i acc[NT]) {
   const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
@@ -130,7 +130,6 @@ inline void panel_dot(const uint8_t* w, int64_t steps, const int8_t* const* q, _
     for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
     const int64_t s1 = s0 + kFlushSteps < steps ? s0 + kFlushSteps : steps;
     for (int64_t s = s0; s < s1; ++s) {
-      if (NT == 1 && s % 2 == 0) prefetch_stream(w + 32 * s);  // one token: decoding's stream (s0 is even)
       const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * s));
       for (int j = 0; j < 4; ++j) {
         const __m256i c = _mm256_and_si256(j ? _mm256_srli_epi16(packed, 2 * j) : packed, mask);

@@ -20,7 +20,7 @@ namespace {
 
 // sum_k code[k] * q[k] over one row (K a multiple of 128), codes 0..3 as signed bytes. Each of a block's 8
 // sdot has an accumulator of its own: with two, each chain took 4 sdot per block one after another (latency
-// 2-4 cycles each), far below the cores' 2-4 sdot per cycle. (Not timed: there is no aarch64 machine here;
+// 2-4 cycles each) where cores issue 2-4 sdot per cycle. (Not timed: there is no aarch64 machine here;
 // the sums are the same integers, checked under qemu by kernels.cross_aarch64.)
 inline int32_t ternary_row_dot(const uint8_t* row, int64_t K, const int8_t* q) {
   const uint8x16_t mask = vdupq_n_u8(3);
