@@ -694,6 +694,37 @@ TEST(ThreadPool, ParallelForWalksSharesForward) {
   }
 }
 
+// after() runs once, on the caller, when the caller has no chunk left to take: it takes none afterwards, and
+// every chunk it ever took ended before after() began.
+TEST(ThreadPool, ParallelForRunsAfterOnceOnTheCallerWhenItsChunksAreDone) {
+  for (int threads : {1, 2, 3})
+    for (int64_t n : {0, 1, 16, 4096}) {
+      ThreadPool pool(threads);
+      for (int rep = 0; rep < 20; ++rep) {
+        std::atomic<int> calls{0}, caller_chunks{0}, caller_chunks_at_after{-1};
+        std::atomic<bool> caller_busy{false};
+        std::atomic<int64_t> covered{0};
+        const std::thread::id caller = std::this_thread::get_id();
+        pool.parallel_for(n, 16, [&](int64_t b, int64_t e, int i) {
+          if (i == 0) {
+            caller_busy = true;
+            caller_chunks.fetch_add(1);
+          }
+          covered.fetch_add(e - b);
+          if (i == 0) caller_busy = false;
+        }, [&] {
+          calls.fetch_add(1);
+          EXPECT_EQ(std::this_thread::get_id(), caller);
+          EXPECT_FALSE(caller_busy.load());
+          caller_chunks_at_after = caller_chunks.load();
+        });
+        EXPECT_EQ(calls.load(), 1);
+        EXPECT_EQ(caller_chunks_at_after.load(), caller_chunks.load());  // no chunk after after()
+        EXPECT_EQ(covered.load(), n);
+      }
+    }
+}
+
 TEST(ThreadPool, RejectsBadThreadCounts) {
   EXPECT_ANY_THROW(ThreadPool(0));
   EXPECT_GE(ThreadPool::default_threads(), 1);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace bitnet {
@@ -40,10 +41,17 @@ class ThreadPool {
   // (at least `grain`), so the last chunks are small and a thread seldom waits long for the other at the end.
   template <typename F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
-    if (n <= 0) return;
+    parallel_for(n, grain, std::forward<F>(fn), [] {});
+  }
+  // The same, and the caller runs after() once (on its own thread) when no chunk is left for it to take,
+  // before it waits for the workers' last chunks: the time to ask for what it reads next (Forward::layer).
+  template <typename F, typename After>
+  void parallel_for(int64_t n, int64_t grain, F&& fn, After&& after) {
+    if (n <= 0) return after();
     const int64_t nt = n_threads_;
     if (n <= grain || nt == 1) {  // one chunk or one thread: the caller does it without waking anyone
       fn(int64_t(0), n, 0);
+      after();
       return;
     }
     Share local[kLocalShares];
@@ -65,6 +73,7 @@ class ThreadPool {
           b = sh.next.load(std::memory_order_relaxed);
         }
       }
+      if (i == 0) after();
     });
   }
 

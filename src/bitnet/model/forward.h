@@ -64,8 +64,11 @@ class Forward {
   }
   void attention(int l, const std::vector<BatchToken>& batch);
   // y[T][L.rows] = L(x[T][L.cols]); quantizes x once when `q_ready` is false.
-  void linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized = false);
-  void linear_group(std::initializer_list<std::pair<const Linear*, float*>> group, const float* x, int32_t T);
+  // `ahead`: what the caller reads after the product, asked for when its part of the product is done.
+  void linear(const Linear& L, const float* x, int32_t T, float* y, bool reuse_quantized = false,
+              std::span<const Prefetch> ahead = {});
+  void linear_group(std::initializer_list<std::pair<const Linear*, float*>> group, const float* x, int32_t T,
+                    std::span<const Prefetch> ahead = {});
   void emit(std::string_view name, int layer, const float* data, int32_t T, int64_t width);
   // Has each worker read the start of its share of the next job (these matrices as one stack of rows, or
   // the LM head) while the caller does the serial work before it (ThreadPool::warm).
@@ -94,6 +97,7 @@ class Forward {
   ScratchVector<float> scores_;  // [n_threads][kAttnTile][query heads per KV head][n_ctx] attention weights
   ScratchVector<float> q_tile_;  // [n_threads][kAttnTile][query heads per KV head][head_dim] gathered queries
   ScratchVector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
+  std::vector<Prefetch> ahead_;  // layer(): what the attention's steps read after the q/k/v product
 };
 
 }  // namespace bitnet

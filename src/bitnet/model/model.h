@@ -95,6 +95,7 @@ class Model {
   Model() = default;
   void bind();
   void pack_ternary();
+  void copy_norms();
   void quantize_head(LmHead format, int32_t n_threads);
   void copy_head();
   void load_tokenizer();
@@ -108,6 +109,7 @@ class Model {
   std::vector<std::vector<uint8_t>> realigned_;
   PageBuffer head_copy_;  // the float LM head, moved out of the file (copy_head)
   PageBuffer packed_;     // every ternary layer packed for the active kernel table (pack_ternary)
+  PageBuffer norms_;      // every RMSNorm's weights, on huge pages (copy_norms)
 
   LoadOptions opts_;
   std::unique_ptr<GgufFile> file_;

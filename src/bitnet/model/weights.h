@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "bitnet/base/thread_pool.h"
@@ -50,8 +51,16 @@ struct LinearScratch {
 // y[T][L.rows] = L(x[T][L.cols]), rows split over the pool. Ternary layers (and float layers with
 // ActQuant::PerToken) quantize each row of x to int8; `reuse_quantized` skips that when the previous
 // call quantized the same x (q, k and v share one input).
+// `ahead`: memory the caller reads after the product, asked for once its own rows are done (see
+// ThreadPool::parallel_for's after()).
+struct Prefetch {
+  const void* p = nullptr;  // nothing when null
+  int64_t bytes = 0;
+  bool write = false;  // about to be written rather than read
+};
+void prefetch(std::span<const Prefetch> ahead);
 enum class ActQuant;
 void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, LinearScratch& s,
-                  ThreadPool& pool, bool reuse_quantized = false);
+                  ThreadPool& pool, bool reuse_quantized = false, std::span<const Prefetch> ahead = {});
 
 }  // namespace bitnet
