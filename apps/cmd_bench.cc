@@ -87,6 +87,8 @@ struct Test {
   // step: timed_steps), and that repetition's speed as a fraction of the speed it allows.
   std::vector<double> weights_gb_s, fractions;
   uint64_t weights_bytes = 0;  // what one read of the weights read
+  double probe_layer_s = 0, probe_head_s = 0;  // the reads' seconds, layers and LM head apart (all repetitions)
+  int64_t probe_reads = 0;
 
   std::string label() const {  // "pp512 @ d2048, 2 threads"
     return name() + ", " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
@@ -123,13 +125,16 @@ double timed_steps(Session& s, int32_t n, bool roofline, bool record, Test& t, d
     for (int32_t i = 0; i < n; ++i) step(i);
     return std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  double step_s = 0, read_s = 0;
+  double step_s = 0, read_s = 0, layer_s = 0, head_s = 0;
   uint64_t read_bytes = 0;
   for (int32_t i = 0; i < n; ++i) {
     const auto t0 = Clock::now();
     step(i);
     const auto t1 = Clock::now();
-    read_bytes += s.read_weights();
+    const Forward::WeightReads reads = s.read_weights();
+    read_bytes += reads.bytes();
+    layer_s += reads.layer_s;
+    head_s += reads.head_s;
     step_s += std::chrono::duration<double>(t1 - t0).count();
     read_s += std::chrono::duration<double>(Clock::now() - t1).count();
   }
@@ -137,6 +142,9 @@ double timed_steps(Session& s, int32_t n, bool roofline, bool record, Test& t, d
     const double gb_s = read_bytes / read_s / 1e9;
     t.weights_gb_s.push_back(gb_s);
     t.weights_bytes = read_bytes / n;
+    t.probe_layer_s += layer_s;
+    t.probe_head_s += head_s;
+    t.probe_reads += n;
     if (t.bytes_per_token) t.fractions.push_back(tokens * n / step_s * double(t.bytes_per_token) / (gb_s * 1e9));
   }
   return step_s;
@@ -426,13 +434,17 @@ Action register_bench(CLI::App& app) {
         if (t.task == "reuse+lookup")
           j["speculative"] = {{"drafted", t.drafted}, {"accepted", t.accepted}, {"passes", t.passes},
                               {"tokens", t.generated}, {"draft_max", o->draft_max}};
-        if (o->roofline && t.n_gen > 0 && t.task.empty())
+        if (o->roofline && t.n_gen > 0 && t.task.empty()) {
           j["roofline"] = {{"weights_gb_s", t.weights_gb_s_median()}, {"weights_gb_s_samples", t.weights_gb_s},
                            {"weights_bytes", t.weights_bytes},
                            {"stream_gb_s", t.read_gb_s},
                            {"bytes_per_token", t.bytes_per_token},
                            {"tg_tok_s", t.roofline_tok_s()},
                            {"tg_fraction", t.fraction()}};
+          if (t.probe_reads > 0)
+            j["roofline"]["probe_ms_per_read"] = {{"layers", 1e3 * t.probe_layer_s / t.probe_reads},
+                                                  {"lm_head", 1e3 * t.probe_head_s / t.probe_reads}};
+        }
         list.push_back(std::move(j));
       }
       const nlohmann::ordered_json out{{"model", path},     {"arch", arch},           {"model_bytes", bytes},
@@ -481,6 +493,18 @@ Action register_bench(CLI::App& app) {
                     "%.3f GB per generated token -> %.1f tok/s, reached %ld %%\n",
                     t.label().c_str(), t.weights_gb_s_median(), t.read_gb_s, t.bytes_per_token / 1e9, t.roofline_tok_s(),
                     std::lround(100 * t.fraction()));
+      // Where a token falls behind the roofline: its products against the probe's reads of the same matrices, the
+      // head against the probe's head, and the serial work the probe never does (one-token decoding only).
+      if (o->roofline && o->profile && t.n_gen > 0 && t.task.empty() && t.parallel == 1 && p.calls > 0 &&
+          t.probe_reads > 0 && p.linear_ms > 0 && p.lm_head_ms > 0) {
+        const double products = p.linear_ms / p.calls, head = p.lm_head_ms / p.calls,
+                     rest = (p.total_ms - p.linear_ms - p.lm_head_ms) / p.calls, attention = p.attention_ms / p.calls,
+                     probe_layers = 1e3 * t.probe_layer_s / t.probe_reads, probe_head = 1e3 * t.probe_head_s / t.probe_reads;
+        std::printf("%s, per token against the probe: layers' products %.2f ms (the probe's reads of them %.2f: %ld %%), "
+                    "LM head %.2f ms (%.2f: %ld %%), serial work %.2f ms (attention %.2f), which the probe does not do\n",
+                    t.label().c_str(), products, probe_layers, std::lround(100 * probe_layers / products), head, probe_head,
+                    std::lround(100 * probe_head / head), rest, attention);
+      }
     }
     return 0;
   };

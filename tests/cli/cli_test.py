@@ -168,10 +168,22 @@ class Cli(unittest.TestCase):
                 self.assertGreater(rf["bytes_per_token"], 0.5 * j["model_bytes"])
                 self.assertLessEqual(rf["weights_bytes"], rf["bytes_per_token"])
                 self.assertGreater(rf["weights_bytes"], 0.9 * rf["bytes_per_token"] if t["n_depth"] == 0 else 0)
+                # The probe's time per read, layers and head apart: together about what its bandwidth says.
+                probe = rf["probe_ms_per_read"]
+                self.assertGreater(probe["layers"], 0)
+                self.assertGreater(probe["lm_head"], 0)
+                median_ms = 1e3 * rf["weights_bytes"] / (1e9 * sorted(rf["weights_gb_s_samples"])[0])
+                self.assertLess(probe["layers"] + probe["lm_head"], 1.5 * median_ms)
             else:
                 self.assertNotIn("roofline", t)
         with_depth = {t["test"]: t["roofline"]["bytes_per_token"] for t in j["tests"] if t["n_gen"] and t["threads"] == 1}
         self.assertGreater(with_depth["tg4 @ d5"], with_depth["tg4"])  # longer context, more K/V read
+        # The text report's split of a token against the probe (with --roofline and --profile).
+        p = run("bench", "-m", path, "-p", "0", "-n", "4", "-t", "2", "-r", "1", "--roofline", "--profile", check=0)
+        split = [l for l in p.stdout.splitlines() if "per token against the probe" in l]
+        self.assertEqual(len(split), 1, p.stdout)
+        self.assertRegex(split[0], r"^tg4, 2 threads, per token against the probe: layers' products [0-9.]+ ms \(the probe's "
+                                   r"reads of them [0-9.]+: [0-9]+ %\), LM head [0-9.]+ ms \([0-9.]+: [0-9]+ %\), serial work")
         # The markdown table: one row per test.
         p = run("bench", "-m", path, "-p", "8", "-n", "0,4", "-t", "1", "-r", "1", check=0)
         rows = [l for l in p.stdout.splitlines() if l.startswith("| bitnet-b1.58 4L")]

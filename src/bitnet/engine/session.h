@@ -54,7 +54,7 @@ class Session {
   void set_trace(TraceSink* sink) { forward_->set_trace(sink); }
   void set_profile(ForwardProfile* p) { forward_->set_profile(p); }
   // Forward::read_weights: what one decoded token reads from the weights, read the way decoding reads it.
-  uint64_t read_weights() { return forward_->read_weights(); }
+  Forward::WeightReads read_weights() { return forward_->read_weights(); }
 
  private:
   std::unique_ptr<Model> model_;

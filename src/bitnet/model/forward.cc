@@ -221,10 +221,13 @@ void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*
   }, [&] { prefetch(ahead); });
 }
 
-uint64_t Forward::read_weights() {
+Forward::WeightReads Forward::read_weights() {
+  using Clock = std::chrono::steady_clock;
   const kernels::KernelTable& kt = kernels::active();
   std::atomic<uint64_t> sink{0};
-  uint64_t bytes = 0;
+  WeightReads r;
+  uint64_t& bytes = r.layer_bytes;
+  const auto t0 = Clock::now();
   // One job per group, as linear_group runs q/k/v and gate/up (and linear the others), grain 16.
   auto job = [&](std::initializer_list<std::pair<const Linear*, float*>> group) {
     int64_t total = 0;
@@ -243,15 +246,18 @@ uint64_t Forward::read_weights() {
     job({{&L.w_gate, nullptr}, {&L.w_up, nullptr}});
     job({{&L.w_down, nullptr}});
   }
+  const auto t1 = Clock::now();
   const int64_t V = c_.vocab_size;
   const auto rows = head_rows();  // named members, not a structured binding: clang before 16 cannot capture one
   const uint8_t* head = rows.first;
   const size_t row_bytes = rows.second;
-  bytes += uint64_t(V) * row_bytes;
+  r.head_bytes = uint64_t(V) * row_bytes;
   pool_.parallel_for(V, 64, [&](int64_t v0, int64_t v1, int) {
     sink.fetch_add(kt.read_sum(head + v0 * row_bytes, (v1 - v0) * row_bytes), std::memory_order_relaxed);
   });
-  return bytes;  // (the sums are not used: the reads happen in calls through the kernel table)
+  r.layer_s = std::chrono::duration<double>(t1 - t0).count();
+  r.head_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  return r;  // (the sums are not used: the reads happen in calls through the kernel table)
 }
 
 void Forward::eval(const std::vector<BatchToken>& batch, float* logits) {

@@ -50,9 +50,14 @@ class Forward {
   void set_profile(ForwardProfile* p) { profile_ = p; }
   // Reads every weight byte a one-token eval reads (each layer's linear layers, the LM head as held) with
   // eval's jobs, thread pool and row split, doing nothing with them: the memory roofline of decoding as
-  // decoding reads memory (`bitnet bench --roofline`). Returns the bytes read (norm vectors and the
-  // embedding row, a few KB, are left out).
-  uint64_t read_weights();
+  // decoding reads memory (`bitnet bench --roofline`). Returns the bytes read and the seconds taken, the
+  // layers and the head apart (norm vectors and the embedding row, a few KB, are left out).
+  struct WeightReads {
+    uint64_t layer_bytes = 0, head_bytes = 0;
+    double layer_s = 0, head_s = 0;
+    uint64_t bytes() const { return layer_bytes + head_bytes; }
+  };
+  WeightReads read_weights();
   int32_t max_batch() const { return max_batch_; }
 
  private:
