@@ -222,7 +222,6 @@ void Forward::linear_group(std::initializer_list<std::pair<const Linear*, float*
 }
 
 Forward::WeightReads Forward::read_weights() {
-  using Clock = std::chrono::steady_clock;
   const kernels::KernelTable& kt = kernels::active();
   std::atomic<uint64_t> sink{0};
   WeightReads r;
