@@ -225,12 +225,11 @@ Forward::WeightReads Forward::read_weights() {
   const kernels::KernelTable& kt = kernels::active();
   std::atomic<uint64_t> sink{0};
   WeightReads r;
-  uint64_t& bytes = r.layer_bytes;
   const auto t0 = Clock::now();
   // One job per group, as linear_group runs q/k/v and gate/up (and linear the others), grain 16.
   auto job = [&](std::initializer_list<std::pair<const Linear*, float*>> group) {
     int64_t total = 0;
-    for (const auto& [L, y] : group) total += L->rows, bytes += row_offset(*L, L->rows);
+    for (const auto& [L, y] : group) total += L->rows, r.layer_bytes += row_offset(*L, L->rows);
     pool_.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
       uint64_t s = 0;
       for_each_part(group, b, e, [&](const Linear& L, float*, int64_t m0, int64_t m1) {
@@ -521,9 +520,8 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     // The mix kernels' first block of V rows (kernels::kMixRows; they prefetch each next block themselves) is cold
     // when a token is decoded; asked for now, it arrives while the scores are computed (measurements at
     // attn_scores in avx512.cc).
-    const uint8_t* v_rows = cache_.v_head(l, seq, g);
-    for (int64_t b = 0, end = std::min<int64_t>(n_max, kernels::kMixRows) * stride; b < end; b += 64)
-      __builtin_prefetch(v_rows + b, 0, 3);
+    const Prefetch v_rows[] = {{cache_.v_head(l, seq, g), std::min<int64_t>(n_max, kernels::kMixRows) * stride}};
+    prefetch(v_rows);
     kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld);
     for (int32_t u = 0; u < nt; ++u) {
       const int32_t t = tile.t0 + u, n = batch[t].pos + 1;

@@ -48,17 +48,18 @@ struct LinearScratch {
   int64_t max_k;
 };
 
-// y[T][L.rows] = L(x[T][L.cols]), rows split over the pool. Ternary layers (and float layers with
-// ActQuant::PerToken) quantize each row of x to int8; `reuse_quantized` skips that when the previous
-// call quantized the same x (q, k and v share one input).
-// `ahead`: memory the caller reads after the product, asked for once its own rows are done (see
-// ThreadPool::parallel_for's after()).
+// Memory about to be read (or written): prefetch() asks for every line of each range (forward.cc).
 struct Prefetch {
   const void* p = nullptr;  // nothing when null
   int64_t bytes = 0;
   bool write = false;  // about to be written rather than read
 };
 void prefetch(std::span<const Prefetch> ahead);
+
+// y[T][L.rows] = L(x[T][L.cols]), rows split over the pool. Ternary layers (and float layers with
+// ActQuant::PerToken) quantize each row of x to int8; `reuse_quantized` skips that when the previous
+// call quantized the same x (q, k and v share one input). `ahead`: memory the caller reads after the
+// product, asked for once its own rows are done (ThreadPool::parallel_for's after()).
 enum class ActQuant;
 void apply_linear(const Linear& L, ActQuant act_quant, const float* x, int32_t T, float* y, LinearScratch& s,
                   ThreadPool& pool, bool reuse_quantized = false, std::span<const Prefetch> ahead = {});
