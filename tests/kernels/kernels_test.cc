@@ -449,7 +449,7 @@ TEST(Kernels, AttentionScoresAndMixBitExact) {
           for (auto& v : q) v = nd(rng);
           for (auto& v : w) v = std::fabs(nd(rng));
           const KernelTable& sc = kernels::scalar_table();
-          sc.attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, ref_s.data(), ld);
+          sc.attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, ref_s.data(), ld, nullptr);
           sc.attn_mix(rows.data(), stride, f16, n, w.data(), ld, nq, hd, ref_o.data());
           for (int64_t g = 0; g < nq; ++g) {  // the scalar table is the dot/axpy definition
             std::vector<float> axpy(hd, 0.0f);
@@ -464,18 +464,20 @@ TEST(Kernels, AttentionScoresAndMixBitExact) {
             for (int64_t j = n; j < ld; ++j) ASSERT_EQ(ref_s[g * ld + j], -3.0f);  // gaps left alone
             for (int64_t i = 0; i < hd; ++i) ASSERT_EQ(bits(ref_o[g * hd + i]), bits(axpy[i])) << "g=" << g << " i=" << i;
           }
-          for (const KernelTable* kt : simd_tables()) {
-            std::fill(o.begin(), o.end(), -7.0f);
-            std::fill(s.begin(), s.end(), -3.0f);
-            kt->attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, s.data(), ld);
-            kt->attn_mix(rows.data(), stride, f16, n, w.data(), ld, nq, hd, o.data());
-            for (int64_t k = 0; k < nq * ld; ++k)
-              ASSERT_EQ(bits(s[k]), bits(ref_s[k]))
-                  << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " nq=" << nq << " at " << k;
-            for (int64_t k = 0; k < nq * hd; ++k)
-              ASSERT_EQ(bits(o[k]), bits(ref_o[k]))
-                  << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " nq=" << nq << " at " << k;
-          }
+          const std::vector<uint8_t> next(n * stride, 0x5A);  // rows asked for beside K: a hint that changes no result
+          for (const KernelTable* kt : simd_tables())
+            for (const uint8_t* pull : {static_cast<const uint8_t*>(nullptr), next.data()}) {
+              std::fill(o.begin(), o.end(), -7.0f);
+              std::fill(s.begin(), s.end(), -3.0f);
+              kt->attn_scores(rows.data(), stride, f16, n, q.data(), nq, hd, s.data(), ld, pull);
+              kt->attn_mix(rows.data(), stride, f16, n, w.data(), ld, nq, hd, o.data());
+              for (int64_t k = 0; k < nq * ld; ++k)
+                ASSERT_EQ(bits(s[k]), bits(ref_s[k])) << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n
+                                                      << " nq=" << nq << " next=" << (pull != nullptr) << " at " << k;
+              for (int64_t k = 0; k < nq * hd; ++k)
+                ASSERT_EQ(bits(o[k]), bits(ref_o[k]))
+                    << kt->name << " f16=" << f16 << " hd=" << hd << " n=" << n << " nq=" << nq << " at " << k;
+            }
         }
 }
 

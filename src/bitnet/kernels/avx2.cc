@@ -399,9 +399,12 @@ inline __m256 tree_last8(const __m256 v[8]) {
 // per pass over a row (more would not fit the 16 registers).
 template <bool F16, int HD>
 inline void score_block(const uint8_t* rows, int64_t stride, int64_t j, int R, const float* q, int64_t gn,
-                        __m256 part[][8]) {
+                        __m256 part[][8], const uint8_t* next) {
   for (int r = 0; r < R; ++r) {
     const uint8_t* row = rows + (j + r) * stride;
+    if (next)  // attn_scores' `next` row, asked for as this row is read (kernels.h)
+      for (int64_t b = 0; b < HD * (F16 ? 2 : 4); b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + (j + r) * stride + b), _MM_HINT_T0);
     int64_t g = 0;
     for (; g + 2 <= gn; g += 2) {
       __m256 v[2];
@@ -417,7 +420,7 @@ constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA group
 
 template <bool F16, int HD>
 void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* q, int64_t nq, float* out,
-                       int64_t ldo) {
+                       int64_t ldo, const uint8_t* next) {
   __m256 part[kMaxQueries][8];
   for (int64_t g0 = 0; g0 < nq; g0 += kMaxQueries) {
     const int64_t gn = nq - g0 < kMaxQueries ? nq - g0 : kMaxQueries;
@@ -425,11 +428,11 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
     float* os = out + g0 * ldo;
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
-      score_block<F16, HD>(rows, stride, j, 8, qs, gn, part);
+      score_block<F16, HD>(rows, stride, j, 8, qs, gn, part, g0 == 0 ? next : nullptr);
       for (int64_t g = 0; g < gn; ++g) _mm256_storeu_ps(os + g * ldo + j, tree_last8(part[g]));
     }
     if (j < n) {
-      score_block<F16, HD>(rows, stride, j, static_cast<int>(n - j), qs, gn, part);
+      score_block<F16, HD>(rows, stride, j, static_cast<int>(n - j), qs, gn, part, g0 == 0 ? next : nullptr);
       for (int64_t g = 0; g < gn; ++g)
         for (int64_t r = 0; j + r < n; ++r) os[g * ldo + j + r] = tree_last(part[g][r]);
     }
@@ -437,13 +440,13 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
 }
 
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
-                 float* out, int64_t ldo) {
+                 float* out, int64_t ldo, const uint8_t* next) {
   const bool fixed = with_fixed_head_size(hd, [&](auto size) {
-    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
-    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo, next);
+    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo, next);
   });
   if (fixed) return;
-  FromDots<avx2_table>::attn_scores(rows, stride, f16, n, q, nq, hd, out, ldo);
+  FromDots<avx2_table>::attn_scores(rows, stride, f16, n, q, nq, hd, out, ldo, next);
 }
 
 // Two accumulator registers (16 output elements of one query), named: as an [NQ][2] array GCC stored

@@ -273,9 +273,17 @@ constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA group
 // Rows of exactly HD elements: each row is loaded (and converted) once, then dotted with every query;
 // 16 rows' lane vectors per query wait in `part` for the shuffle tree. Rows are prefetched kScoreRowsAhead
 // ahead: a decoded token's K rows were written by earlier tokens and are cold, and a short context's rows end
-// before the hardware prefetcher has ramped up (with the first block of V rows prefetched in Forward::attention:
-// decoding the 2B-4T shape, q6 head, per-token A/B in one process, 7 runs: -0.1 to +2.5 % tokens/s, mean +1.2;
-// at 1024 positions -1.2 / +2.8 %).
+// before the hardware prefetcher has ramped up (decoding the 2B-4T shape, q6 head, per-token A/B in one
+// process, 7 runs: -0.1 to +2.5 % tokens/s, mean +1.2; at 1024 positions -1.2 / +2.8 %).
+// The V rows the mix reads next (`next`) are asked for with the K rows, at the same pace. A burst of prefetches
+// larger than the core's miss buffers is mostly dropped on Zen 5: N lines asked at once and read 20 us later
+// cost 50 ns to read for N = 128 but 290 ns for N = 256 (530 not asked), and 5 heads' K and V rows (65 positions,
+// 160 KB, cold) asked in one burst (T0, T1 or T2) then used 30 us later took 11.0-11.2 us against 10.3-15 not
+// asked, while asked 4 lines at a time, ~20 ns apart, they took 6.2 (20.3 -> 11.9 at 128 positions). So the
+// first block of V that Forward::attention used to ask for before the scores (128 lines) mostly arrived, the
+// rest came during the mix: decoding tg128, a head's mix took 1.8 us, and 0.42 when run again at once. With the
+// V rows pulled here: attention per token 0.41-0.52 -> 0.28-0.36 ms (2B-4T shape, q8 head, 4 alternated pairs
+// of binaries), per layer 14-18 -> 9.4-10.7 us.
 constexpr int64_t kScoreRowsAhead = 8;
 
 template <bool F16, int HD>
@@ -285,7 +293,7 @@ inline void prefetch_row(const uint8_t* row) {
 
 template <bool F16, int HD>
 void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* q, int64_t nq, float* out,
-                       int64_t ldo) {
+                       int64_t ldo, const uint8_t* next) {
   alignas(64) float part[kMaxQueries][16][16];
   for (int64_t g0 = 0; g0 < nq; g0 += kMaxQueries) {
     const int64_t gn = nq - g0 < kMaxQueries ? nq - g0 : kMaxQueries;
@@ -293,10 +301,16 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
     float* os = out + g0 * ldo;
     int64_t j = 0;
     if (g0 == 0)
-      for (int64_t r = 0; r < kScoreRowsAhead && r < n; ++r) prefetch_row<F16, HD>(rows + r * stride);
+      for (int64_t r = 0; r < kScoreRowsAhead && r < n; ++r) {
+        prefetch_row<F16, HD>(rows + r * stride);
+        if (next) prefetch_row<F16, HD>(next + r * stride);
+      }
     for (; j + 16 <= n; j += 16) {
       for (int r = 0; r < 16; ++r) {
-        if (g0 == 0 && j + r + kScoreRowsAhead < n) prefetch_row<F16, HD>(rows + (j + r + kScoreRowsAhead) * stride);
+        if (g0 == 0 && j + r + kScoreRowsAhead < n) {
+          prefetch_row<F16, HD>(rows + (j + r + kScoreRowsAhead) * stride);
+          if (next) prefetch_row<F16, HD>(next + (j + r + kScoreRowsAhead) * stride);
+        }
         __m512 k[HD / 16];
         load_row_fixed<F16, HD>(rows + (j + r) * stride, k);
         for (int64_t g = 0; g < gn; ++g) _mm512_store_ps(part[g][r], dot_lanes16_fixed<HD>(k, qs + g * HD));
@@ -316,12 +330,16 @@ void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const flo
 }
 
 void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq, int64_t hd,
-                 float* out, int64_t ldo) {
+                 float* out, int64_t ldo, const uint8_t* next) {
   const bool fixed = with_fixed_head_size(hd, [&](auto size) {
-    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
-    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo);
+    if (f16) attn_scores_fixed<true, decltype(size)::value>(rows, stride, n, q, nq, out, ldo, next);
+    else attn_scores_fixed<false, decltype(size)::value>(rows, stride, n, q, nq, out, ldo, next);
   });
   if (fixed) return;
+  const int64_t row_bytes = hd * (f16 ? 2 : 4);
+  auto pull = [&](int64_t j) {  // `next` row j, asked for with the first query's pass over row j
+    for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(next + j * stride + b), _MM_HINT_T0);
+  };
   for (int64_t g = 0; g < nq; ++g) {  // other head sizes: one query at a time
     const float* qg = q + g * hd;
     int64_t j = 0;
@@ -329,12 +347,14 @@ void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const
       __m512 v[16];
       for (int r = 0; r < 16; ++r) {
         const uint8_t* row = rows + (j + r) * stride;
+        if (g == 0 && next) pull(j + r);
         v[r] = dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, qg, hd);
       }
       _mm512_storeu_ps(out + g * ldo + j, tree16x16(v));
     }
     for (; j < n; ++j) {
       const uint8_t* row = rows + j * stride;
+      if (g == 0 && next) pull(j);
       out[g * ldo + j] =
           tree16(dot_lanes16([row, f16](int64_t i, __mmask16 m) { return load_row16(row, f16, i, m); }, qg, hd));
     }

@@ -58,7 +58,7 @@ constexpr int64_t kQheadPanelK = 512;  // whole super-blocks
 // loop with arithmetic between its loads reaches only ~2 KB ahead. Measurements in avx512.cc (prefetch_stream).
 constexpr int64_t kStreamPrefetch = 4096;
 // Rows of V that the SIMD tables' attn_mix takes per block (attn_mix_driver.inc): it prefetches each next block
-// itself, and Forward::attention asks for the first one before the scores.
+// itself (a decoded token's rows are already cached: attn_scores asked for them, its `next`).
 constexpr int64_t kMixRows = 32;
 
 struct KernelTable {
@@ -116,9 +116,12 @@ struct KernelTable {
   //   attn_scores: out[g*ldo + j] = dot(row_j, q_g)          (canonical order, as dot_f16 / dot_f32)
   //   attn_mix:    out[g*hd + i] = sum_j w_g[j] * row_j[i]   (out starts at 0; fma over j in order, as axpy)
   // Each row is read once for all nq queries (with one query per call, a long context's K and V would be
-  // streamed from memory once per query head).
+  // streamed from memory once per query head). attn_scores' `next`, when not null, is n more rows at the same
+  // stride that the caller reads next (the V rows of the same positions): each is asked for as its K row is,
+  // so they arrive while the scores are computed. A hint only: no result depends on it. (Asked for in one
+  // burst, most of them would not arrive: measurements at kScoreRowsAhead in avx512.cc.)
   void (*attn_scores)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
-                      int64_t hd, float* out, int64_t ldo);
+                      int64_t hd, float* out, int64_t ldo, const uint8_t* next);
   void (*attn_mix)(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw,
                    int64_t nq, int64_t hd, float* out);
 
@@ -147,7 +150,7 @@ struct KernelTable {
 void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64_t m0, int64_t m1, const float* x,
                       int64_t T, float* y, int64_t ldy);
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo);
+                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo, const uint8_t* next);
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
                       const float* w, int64_t ldw, int64_t nq, int64_t hd, float* out);
 
@@ -161,8 +164,8 @@ struct FromDots {
     gemm_f16_by_dots(*Table(), w, K, m0, m1, x, T, y, ldy);
   }
   static void attn_scores(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* q, int64_t nq,
-                          int64_t hd, float* out, int64_t ldo) {
-    attn_scores_by_dots(*Table(), rows, stride, f16, n, q, nq, hd, out, ldo);
+                          int64_t hd, float* out, int64_t ldo, const uint8_t* next) {
+    attn_scores_by_dots(*Table(), rows, stride, f16, n, q, nq, hd, out, ldo, next);
   }
   static void attn_mix(const uint8_t* rows, int64_t stride, bool f16, int64_t n, const float* w, int64_t ldw,
                        int64_t nq, int64_t hd, float* out) {

@@ -126,11 +126,15 @@ void gemm_f16_by_dots(const KernelTable& kt, const uint16_t* w, int64_t K, int64
 }
 
 void attn_scores_by_dots(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,
-                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo) {
-  for (int64_t j = 0; j < n; ++j)  // row by row, so that each row is read once for all queries
+                         const float* q, int64_t nq, int64_t hd, float* out, int64_t ldo, const uint8_t* next) {
+  const int64_t row_bytes = hd * (f16 ? 2 : 4);
+  for (int64_t j = 0; j < n; ++j) {  // row by row, so that each row is read once for all queries
+    if (next)
+      for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + j * stride + b, /*rw=*/0, /*locality=*/3);
     for (int64_t g = 0; g < nq; ++g)
       out[g * ldo + j] = f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(rows + j * stride), q + g * hd, hd)
                              : kt.dot_f32(reinterpret_cast<const float*>(rows + j * stride), q + g * hd, hd);
+  }
 }
 
 void attn_mix_by_axpy(const KernelTable& kt, const uint8_t* rows, int64_t stride, bool f16, int64_t n,

@@ -517,12 +517,10 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
         std::copy_n(&q_[(tile.t0 + u) * qd + h0 * hd], group * hd, qt + int64_t(u) * group * hd);
       q = qt;
     }
-    // The mix kernels' first block of V rows (kernels::kMixRows; they prefetch each next block themselves) is cold
-    // when a token is decoded; asked for now, it arrives while the scores are computed (measurements at
-    // attn_scores in avx512.cc).
-    const Prefetch v_rows[] = {{cache_.v_head(l, seq, g), std::min<int64_t>(n_max, kernels::kMixRows) * stride}};
-    prefetch(v_rows);
-    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld);
+    // A decoded token's V rows are cold: the scores kernel asks for each as it reads the K row of the same
+    // position, so they arrive while the scores are computed (measurements at kScoreRowsAhead in avx512.cc).
+    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld,
+                   cache_.v_head(l, seq, g));
     for (int32_t u = 0; u < nt; ++u) {
       const int32_t t = tile.t0 + u, n = batch[t].pos + 1;
       for (int i = 0; i < group; ++i) {
