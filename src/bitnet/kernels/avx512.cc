@@ -268,12 +268,16 @@ inline void load_row_fixed(const uint8_t* row, __m512 k[HD / 16]) {
                : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
 }
 
-constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA groups are usually 1-8 heads)
-
-// Rows of exactly HD elements: each row is loaded (and converted) once, then dotted with every query;
-// 16 rows' lane vectors per query wait in `part` for the shuffle tree. Rows are prefetched kScoreRowsAhead
-// ahead: a decoded token's K rows were written by earlier tokens and are cold, and a short context's rows end
-// before the hardware prefetcher has ramped up (decoding the 2B-4T shape, q6 head, per-token A/B in one
+// Rows of exactly HD elements, 16 at a time, with QP queries held in registers (score_pass): each row is
+// loaded and converted once per QP queries and its lane vectors wait in `part` for the shuffle tree. The
+// queries used to be read from memory by every fma, each row converted once for all of them: 2 loads per
+// fma kept the core at 44-46 cycles per row for 4 queries of 128 (hot rows, 1024 positions); held in
+// registers, with the row converted again for each pair from L1, 29-32 (an F16 row's conversion takes the
+// fma pipes too, so converting it once into an F32 copy for the second pair was no faster: 31); 16 queries
+// (a prompt's tile of 4 tokens) 172-202 -> 124-138. A prompt at depth gains (pp256 after 2048 positions,
+// 2B-4T shape: 118-125 -> 146 tok/s, two alternated pairs); decoding, whose rows come from memory, does not.
+// Rows are prefetched kScoreRowsAhead ahead: a decoded token's K rows were written by earlier tokens and
+// are cold, and a short context's rows end before the hardware prefetcher has ramped up (decoding the 2B-4T shape, q6 head, per-token A/B in one
 // process, 7 runs: -0.1 to +2.5 % tokens/s, mean +1.2; at 1024 positions -1.2 / +2.8 %).
 // The V rows the mix reads next (`next`) are asked for with the K rows, at the same pace. A burst of prefetches
 // larger than the core's miss buffers is mostly dropped on Zen 5: N lines asked at once and read 20 us later
@@ -283,7 +287,7 @@ constexpr int64_t kMaxQueries = 8;  // queries per pass over the rows (GQA group
 // first block of V that Forward::attention used to ask for before the scores (128 lines) mostly arrived, the
 // rest came during the mix: decoding tg128, a head's mix took 1.8 us, and 0.42 when run again at once. With the
 // V rows pulled here: attention per token 0.41-0.52 -> 0.28-0.36 ms (2B-4T shape, q8 head, 4 alternated pairs
-// of binaries), per layer 14-18 -> 9.4-10.7 us.
+// of binaries), per layer 14-18 -> 9.4-10.7 us. (16 or 32 rows ahead with the faster passes: no change.)
 constexpr int64_t kScoreRowsAhead = 8;
 
 template <bool F16, int HD>
@@ -291,41 +295,72 @@ inline void prefetch_row(const uint8_t* row) {
   for (int64_t b = 0; b < HD * (F16 ? 2 : 4); b += 64) _mm_prefetch(reinterpret_cast<const char*>(row + b), _MM_HINT_T0);
 }
 
+// Queries per pass over a block of rows: QP * HD / 16 query registers and 4 accumulators per query fit the
+// 32 registers with room for the row.
+template <int HD>
+constexpr int kScorePassQueries = HD <= 128 ? 2 : 1;
+
+// part[g][r] = the 16 lanes of dot_lanes16(row j + r, query g) for the QP queries at q and the 16 rows from
+// row j (the same fma sequence as dot_lanes16_fixed). With `pull`, rows kScoreRowsAhead ahead and the `next`
+// rows beside them are asked for.
+template <bool F16, int HD, int QP>
+inline void score_pass(const uint8_t* rows, int64_t stride, int64_t j, int64_t n, const float* q,
+                       float (*part)[16][16], const uint8_t* next, bool pull) {
+  constexpr int C = HD / 16;
+  __m512 qr[QP][C];
+  for (int g = 0; g < QP; ++g)
+    for (int i = 0; i < C; ++i) qr[g][i] = _mm512_loadu_ps(q + g * HD + 16 * i);
+  for (int r = 0; r < 16; ++r) {
+    if (pull && j + r + kScoreRowsAhead < n) {
+      prefetch_row<F16, HD>(rows + (j + r + kScoreRowsAhead) * stride);
+      if (next) prefetch_row<F16, HD>(next + (j + r + kScoreRowsAhead) * stride);
+    }
+    const uint8_t* row = rows + (j + r) * stride;
+    __m512 acc[QP][4];
+    for (int g = 0; g < QP; ++g)
+      for (int u = 0; u < 4; ++u) acc[g][u] = _mm512_setzero_ps();
+    for (int i = 0; i < C; ++i) {
+      const __m512 k = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
+                           : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
+      for (int g = 0; g < QP; ++g) acc[g][i % 4] = _mm512_fmadd_ps(k, qr[g][i], acc[g][i % 4]);
+    }
+    for (int g = 0; g < QP; ++g)
+      _mm512_store_ps(part[g][r], _mm512_add_ps(_mm512_add_ps(acc[g][0], acc[g][2]), _mm512_add_ps(acc[g][1], acc[g][3])));
+  }
+}
+
 template <bool F16, int HD>
 void attn_scores_fixed(const uint8_t* rows, int64_t stride, int64_t n, const float* q, int64_t nq, float* out,
                        int64_t ldo, const uint8_t* next) {
-  alignas(64) float part[kMaxQueries][16][16];
-  for (int64_t g0 = 0; g0 < nq; g0 += kMaxQueries) {
-    const int64_t gn = nq - g0 < kMaxQueries ? nq - g0 : kMaxQueries;
-    const float* qs = q + g0 * HD;
-    float* os = out + g0 * ldo;
-    int64_t j = 0;
-    if (g0 == 0)
-      for (int64_t r = 0; r < kScoreRowsAhead && r < n; ++r) {
-        prefetch_row<F16, HD>(rows + r * stride);
-        if (next) prefetch_row<F16, HD>(next + r * stride);
-      }
-    for (; j + 16 <= n; j += 16) {
-      for (int r = 0; r < 16; ++r) {
-        if (g0 == 0 && j + r + kScoreRowsAhead < n) {
-          prefetch_row<F16, HD>(rows + (j + r + kScoreRowsAhead) * stride);
-          if (next) prefetch_row<F16, HD>(next + (j + r + kScoreRowsAhead) * stride);
-        }
-        __m512 k[HD / 16];
-        load_row_fixed<F16, HD>(rows + (j + r) * stride, k);
-        for (int64_t g = 0; g < gn; ++g) _mm512_store_ps(part[g][r], dot_lanes16_fixed<HD>(k, qs + g * HD));
-      }
-      for (int64_t g = 0; g < gn; ++g) {
-        __m512 v[16];
-        for (int r = 0; r < 16; ++r) v[r] = _mm512_load_ps(part[g][r]);
-        _mm512_storeu_ps(os + g * ldo + j, tree16x16(v));
-      }
+  constexpr int QP = kScorePassQueries<HD>;
+  alignas(64) float part[QP][16][16];
+  auto flush = [&](int64_t g, int np, int64_t j) {  // the tree for queries g .. g + np - 1, rows j .. j + 15
+    for (int p = 0; p < np; ++p) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) v[r] = _mm512_load_ps(part[p][r]);
+      _mm512_storeu_ps(out + (g + p) * ldo + j, tree16x16(v));
     }
-    for (; j < n; ++j) {
-      __m512 k[HD / 16];
-      load_row_fixed<F16, HD>(rows + j * stride, k);
-      for (int64_t g = 0; g < gn; ++g) os[g * ldo + j] = tree16(dot_lanes16_fixed<HD>(k, qs + g * HD));
+  };
+  for (int64_t r = 0; r < kScoreRowsAhead && r < n; ++r) {
+    prefetch_row<F16, HD>(rows + r * stride);
+    if (next) prefetch_row<F16, HD>(next + r * stride);
+  }
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {  // the block's rows come from memory in the first pass, from L1 after it
+    int64_t g = 0;
+    for (; g + QP <= nq; g += QP) {
+      score_pass<F16, HD, QP>(rows, stride, j, n, q + g * HD, part, next, g == 0);
+      flush(g, QP, j);
     }
+    for (; g < nq; ++g) {
+      score_pass<F16, HD, 1>(rows, stride, j, n, q + g * HD, part, next, g == 0);
+      flush(g, 1, j);
+    }
+  }
+  for (; j < n; ++j) {
+    __m512 k[HD / 16];
+    load_row_fixed<F16, HD>(rows + j * stride, k);
+    for (int64_t g = 0; g < nq; ++g) out[g * ldo + j] = tree16(dot_lanes16_fixed<HD>(k, q + g * HD));
   }
 }
 
