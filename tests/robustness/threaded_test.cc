@@ -129,5 +129,59 @@ TEST(Threaded, SequencesInOneBatchMatchEachAlone) {
   EXPECT_EQ(got.size(), row * V);
 }
 
+// A long context (600 positions: attention's tasks then run on every thread) decoded one token at a time,
+// in tiles of three and across two tiles: every logit must be the one thread's, for F16 and F32 caches, head
+// sizes of 96 and 128, and fewer, as many or more KV heads than threads.
+TEST(Threaded, LongContextMatchesOneThread) {
+  bitnet::testing::ScratchDir dir;
+  struct Shape {
+    uint32_t dim, n_heads, n_kv_heads;  // head_dim 96, 128, 128
+  };
+  for (const Shape sh : {Shape{384, 4, 2}, Shape{512, 4, 1}, Shape{384, 3, 3}}) {
+    SynthOptions o;
+    o.dim = sh.dim, o.hidden_dim = 512, o.n_layers = 2, o.n_heads = sh.n_heads, o.n_kv_heads = sh.n_kv_heads;
+    o.n_ctx = 1024;
+    const std::string path = (dir / "long.gguf").string();
+    synth_model(o).write(path);
+    LoadOptions lo;
+    lo.tokenizer = false;
+    const auto model = Model::load(path, lo);
+    const int64_t V = model->config().vocab_size;
+    // A prompt in batches of 64, then batches of one token, of three (one tile) and of five (two tiles).
+    std::vector<std::vector<BatchToken>> batches;
+    int32_t pos = 0;
+    auto token = [&](int32_t p) { return int32_t((p * 7919 + 13) % (V - 1)) + 1; };
+    while (pos < 600) {
+      std::vector<BatchToken> b;
+      for (int i = 0; i < 64 && pos < 600; ++i, ++pos) b.push_back({token(pos), pos, 0, pos >= 570});
+      batches.push_back(b);
+    }
+    for (int32_t n : {1, 1, 3, 1, 5}) {
+      std::vector<BatchToken> b;
+      for (int i = 0; i < n; ++i, ++pos) b.push_back({token(pos), pos, 0, true});
+      batches.push_back(b);
+    }
+    for (KvType kv : {KvType::F16, KvType::F32}) {
+      auto run = [&](int threads) {
+        ThreadPool pool(threads);
+        KvCache cache(model->config(), 640, kv);
+        Forward f(*model, cache, 64, pool);
+        std::vector<float> all;
+        for (const auto& b : batches) {
+          const size_t n_out = std::count_if(b.begin(), b.end(), [](const BatchToken& t) { return t.logits; });
+          std::vector<float> got(n_out * V);  // rows of the tokens with logits, in batch order
+          f.eval(b, got.data());
+          all.insert(all.end(), got.begin(), got.end());
+        }
+        return all;
+      };
+      const std::vector<float> one = run(1);
+      for (int threads : {2, 3})
+        EXPECT_EQ(run(threads), one) << "dim " << sh.dim << ", " << sh.n_kv_heads << " KV heads, "
+                                     << (kv == KvType::F16 ? "F16" : "F32") << " cache, " << threads << " threads";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bitnet
