@@ -98,8 +98,15 @@ Forward::Forward(const Model& model, KvCache& cache, int32_t max_batch, ThreadPo
   gate_.resize(B * ff);
   up_.resize(B * ff);
   const size_t group = c_.n_heads / c_.n_kv_heads;
-  scores_.resize(size_t(pool.size()) * kAttnTile * group * cache.n_ctx());
-  q_tile_.resize(size_t(pool.size()) * kAttnTile * group * c_.head_dim);
+  // A scratch slot per thread, or per KV head when one tile is split over its chunks (attention()).
+  const size_t slots = std::max<size_t>(pool.size(), c_.n_kv_heads), rows = size_t(kAttnTile) * group;
+  attn_chunks_ = (cache.n_ctx() + kAttnChunk - 1) / kAttnChunk;
+  scores_.resize(slots * rows * cache.n_ctx());
+  q_tile_.resize(slots * rows * c_.head_dim);
+  part_max_.resize(slots * attn_chunks_ * rows);
+  part_sum_.resize(slots * attn_chunks_ * rows);
+  part_mix_.resize(slots * attn_chunks_ * rows * c_.head_dim);
+  chunk_scale_.resize(size_t(pool.size()) * attn_chunks_);
   rope_cos_.resize(B * c_.rope_dim / 2);
   rope_sin_.resize(B * c_.rope_dim / 2);
 }
@@ -463,96 +470,164 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
   emit("Vcur", l, v_.data(), T, kvd);
 
   Timed timed(profile_ ? &profile_->attention_ms : nullptr);
-  // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v. One task is a
-  // token and a KV head: the kernels read that head's K and V rows once for all its query heads. Dots and
-  // sums use the kernel table's canonical order, and exp is exp_canonical.
+  // softmax(q.k / sqrt(head_dim)) over positions 0..pos of the token's sequence, times v, in chunks of
+  // kAttnChunk positions from position 0 (flash decoding's split, the same on every path, so that one decoded
+  // token's KV heads can spread over the threads). For a query row with n positions, chunk c's positions J:
+  //   s_j = scale * q.k_j,  m_c = max_J s_j,  e_j = exp(s_j - m_c),  S_c = sum_J e_j (double),
+  //   o_c = sum_J e_j v_j (the mix kernel's fma order);
+  // then M = max_c m_c, f_c = exp(m_c - M), and the output is (sum_c f_c o_c) / (sum_c f_c S_c), the sums
+  // over c in order. Dots use the kernel table's canonical order, and exp is exp_canonical.
   const kernels::KernelTable& kt = kernels::active();
   const bool f16 = cache_.type() == KvType::F16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t ld = cache_.n_ctx();
-  auto scale_and_max = [&](float* s, int32_t n) {
-    // Four partial maxima and sums (in a fixed order) keep the loops off one dependency chain; max is
-    // exact in any order, and the sum is in double.
-    float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    int32_t j = 0;
-    for (; j + 4 <= n; j += 4)
-      for (int u = 0; u < 4; ++u) {
-        s[j + u] *= scale;
-        m4[u] = std::max(m4[u], s[j + u]);
-      }
-    for (; j < n; ++j) {
-      s[j] *= scale;
-      m4[0] = std::max(m4[0], s[j]);
-    }
-    return std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
-  };
-  auto normalize = [&](float* s, int32_t n, float mx) {
-    kt.exp_shift(s, mx, s, n);
-    double s4[4] = {0, 0, 0, 0};
-    int32_t j = 0;
-    for (; j + 4 <= n; j += 4)
-      for (int u = 0; u < 4; ++u) s4[u] += s[j + u];
-    for (; j < n; ++j) s4[0] += s[j];
-    const double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-    const float inv = static_cast<float>(1.0 / sum);
-    for (j = 0; j < n; ++j) s[j] *= inv;
-  };
-  // A task: a tile of up to kAttnTile consecutive batch tokens of one sequence, and KV head g with its query
-  // heads g*group .. (g+1)*group - 1 (adjacent in q_ and att_). The tile's queries are scored in one pass
-  // over the K rows, up to the tile's longest context (each query then uses only its own positions), and
-  // its tokens' mixes run back to back: a long prompt reads each head's K and V rows from L2 once per tile
-  // instead of from memory once per token. Every score and output is the kernel's value for that query
-  // alone, so tiling changes no bit. eval() forms the tiles (attn_tiles_) once for all layers.
-  auto task = [&](const AttnTile& tile, int g, int thread) {
-    const int32_t seq = batch[tile.t0].seq, nt = tile.t1 - tile.t0;
-    const int h0 = g * group;
-    const int64_t stride = cache_.row_bytes();
-    float* s = &scores_[size_t(thread) * kAttnTile * group * ld];  // [nt * group][n_ctx]
-    const float* q = &q_[tile.t0 * qd + h0 * hd];
-    int32_t n_max = 0;
-    for (int32_t t = tile.t0; t < tile.t1; ++t) n_max = std::max(n_max, batch[t].pos + 1);
-    if (nt > 1) {  // gather the tile's queries: [token][head][hd]
-      float* qt = &q_tile_[size_t(thread) * kAttnTile * group * hd];
-      for (int32_t u = 0; u < nt; ++u)
-        std::copy_n(&q_[(tile.t0 + u) * qd + h0 * hd], group * hd, qt + int64_t(u) * group * hd);
-      q = qt;
-    }
-    // A decoded token's V rows are cold: the scores kernel asks for each as it reads the K row of the same
-    // position, so they arrive while the scores are computed (measurements at kScoreRowsAhead in avx512.cc).
-    kt.attn_scores(cache_.k_head(l, seq, g), stride, f16, n_max, q, int64_t(nt) * group, hd, s, ld,
-                   cache_.v_head(l, seq, g));
-    for (int32_t u = 0; u < nt; ++u) {
-      const int32_t t = tile.t0 + u, n = batch[t].pos + 1;
-      for (int i = 0; i < group; ++i) {
-        float* si = s + (int64_t(u) * group + i) * ld;
-        const float mx = scale_and_max(si, n);
-        if (trace_) trace_->on_tensor("kq", l, t, si, n);  // one call per head, heads in order
-        normalize(si, n, mx);
-        if (trace_) trace_->on_tensor("kq_soft_max", l, t, si, n);
-      }
-      kt.attn_mix(cache_.v_head(l, seq, g), stride, f16, n, s + int64_t(u) * group * ld, ld, group, hd,
-                  &att_[t * qd + h0 * hd]);
-    }
-  };
+  const int64_t ld = cache_.n_ctx(), stride = cache_.row_bytes(), rows_max = int64_t(kAttnTile) * group;
   const int n_kv = static_cast<int>(c_.n_kv_heads);
+  if (trace_ && trace_kq_.size() < size_t(rows_max * ld)) trace_kq_.resize(rows_max * ld);
+  auto tile_positions = [&](const AttnTile& tile) {  // the tile's longest context
+    int32_t n = 0;
+    for (int32_t t = tile.t0; t < tile.t1; ++t) n = std::max(n, batch[t].pos + 1);
+    return n;
+  };
+  // Scratch slot `slot` (a thread's, or a KV head's when one tile is split): scores [rows][n_ctx], and per
+  // chunk the rows' maxima, sums and mixes.
+  auto scores = [&](int slot) { return &scores_[size_t(slot) * rows_max * ld]; };
+  auto part = [&](int slot, int64_t c) { return size_t(slot) * attn_chunks_ + size_t(c); };
+
+  // Chunk c of a tile's rows for KV head g (queries q: [token][head][hd]) into slot `slot`. The scores
+  // kernel asks for each V row beside the K row of its position, so the mix reads them from cache.
+  auto chunk = [&](const AttnTile& tile, int g, int64_t c, const float* q, int slot) {
+    const int32_t seq = batch[tile.t0].seq, nt = tile.t1 - tile.t0;
+    const int64_t j0 = c * kAttnChunk, j1 = std::min<int64_t>(tile_positions(tile), j0 + kAttnChunk);
+    float* s = scores(slot);
+    const uint8_t* v = cache_.v_head(l, seq, g);
+    kt.attn_scores(cache_.k_head(l, seq, g) + j0 * stride, stride, f16, j1 - j0, q, int64_t(nt) * group, hd, s + j0,
+                   ld, v + j0 * stride);
+    const size_t pc = part(slot, c);
+    for (int32_t u = 0; u < nt; ++u) {
+      const int64_t je = std::min<int64_t>(j1, batch[tile.t0 + u].pos + 1), n = je - j0;
+      for (int i = 0; i < group; ++i) {
+        const int64_t r = int64_t(u) * group + i;
+        float* sr = s + r * ld + j0;
+        if (n <= 0) {  // the token's positions end before this chunk
+          part_max_[pc * rows_max + r] = -INFINITY;
+          part_sum_[pc * rows_max + r] = 0.0;
+          continue;
+        }
+        float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // four chains; max is exact in any order
+        int64_t j = 0;
+        for (; j + 4 <= n; j += 4)
+          for (int w = 0; w < 4; ++w) {
+            sr[j + w] *= scale;
+            m4[w] = std::max(m4[w], sr[j + w]);
+          }
+        for (; j < n; ++j) {
+          sr[j] *= scale;
+          m4[0] = std::max(m4[0], sr[j]);
+        }
+        const float m = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
+        if (trace_) std::copy_n(sr, n, &trace_kq_[r * ld + j0]);
+        kt.exp_shift(sr, m, sr, n);
+        double s4[4] = {0, 0, 0, 0};
+        for (j = 0; j + 4 <= n; j += 4)
+          for (int w = 0; w < 4; ++w) s4[w] += sr[j + w];
+        for (; j < n; ++j) s4[0] += sr[j];
+        part_max_[pc * rows_max + r] = m;
+        part_sum_[pc * rows_max + r] = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+      }
+      if (n > 0)
+        kt.attn_mix(v + j0 * stride, stride, f16, n, s + int64_t(u) * group * ld + j0, ld, group, hd,
+                    &part_mix_[(pc * rows_max + int64_t(u) * group) * hd]);
+    }
+  };
+  // The tile's rows for KV head g from the chunks' partials in slot `slot`, into att_ (f: `thread`'s scratch).
+  auto combine = [&](const AttnTile& tile, int g, int slot, int thread) {
+    float* f = &chunk_scale_[size_t(thread) * attn_chunks_];
+    for (int32_t u = 0; u < tile.t1 - tile.t0; ++u) {
+      const int32_t t = tile.t0 + u, n = batch[t].pos + 1;
+      const int64_t chunks = (n + kAttnChunk - 1) / kAttnChunk;
+      for (int i = 0; i < group; ++i) {
+        const int64_t r = int64_t(u) * group + i;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < chunks; ++c) {
+          f[c] = part_max_[part(slot, c) * rows_max + r];
+          mx = std::max(mx, f[c]);
+        }
+        kt.exp_shift(f, mx, f, chunks);
+        double sum = 0.0;
+        for (int64_t c = 0; c < chunks; ++c) sum += part_sum_[part(slot, c) * rows_max + r] * f[c];
+        const float inv = static_cast<float>(1.0 / sum);
+        float* out = &att_[t * qd + (int64_t(g) * group + i) * hd];
+        std::fill_n(out, hd, 0.0f);
+        for (int64_t c = 0; c < chunks; ++c) {
+          const float* o = &part_mix_[(part(slot, c) * rows_max + r) * hd];
+          for (int k = 0; k < hd; ++k) out[k] += f[c] * o[k];
+        }
+        for (int k = 0; k < hd; ++k) out[k] *= inv;
+        if (trace_) {  // the row's scaled scores and its softmax, one call per head, heads in order
+          trace_->on_tensor("kq", l, t, &trace_kq_[r * ld], n);
+          float* p = scores(slot) + r * ld;
+          for (int64_t j = 0; j < n; ++j) p[j] *= f[j / kAttnChunk] * inv;
+          trace_->on_tensor("kq_soft_max", l, t, p, n);
+        }
+      }
+    }
+  };
+  // A tile's queries for KV head g, gathered into q_tile_'s slot when the tile has several tokens.
+  auto queries = [&](const AttnTile& tile, int g, int slot) -> const float* {
+    const int32_t nt = tile.t1 - tile.t0;
+    if (nt == 1) return &q_[tile.t0 * qd + int64_t(g) * group * hd];
+    float* qt = &q_tile_[size_t(slot) * rows_max * hd];
+    for (int32_t u = 0; u < nt; ++u)
+      std::copy_n(&q_[(tile.t0 + u) * qd + int64_t(g) * group * hd], group * hd, qt + int64_t(u) * group * hd);
+    return qt;
+  };
+
   const int64_t n_tiles = static_cast<int64_t>(attn_tiles_.size());
-  if (trace_) {  // the trace sink sees rows in order, from one thread
-    for (const AttnTile& tile : attn_tiles_)
-      for (int g = 0; g < n_kv; ++g) task(tile, g, 0);
-  } else {
-    // Last tiles first: in a prompt they attend to the most positions, so handing them out first leaves
-    // the cheap tasks to even out the threads' finishing times. (Splitting a KV head's query heads over
-    // more tasks, so that one decoded token's 5 tasks even out on 2 threads, was slower: each part reads
-    // the rows again.)
-    const int64_t tasks = n_tiles * n_kv;
-    int64_t work = 0;  // multiply-adds of the scores and mixes
-    for (const BatchToken& b : batch) work += 2 * int64_t(b.pos + 1) * qd;
-    pool_.parallel_for(tasks, grain_for(tasks, work / tasks, 1), [&](int64_t b, int64_t e, int thread) {
+  const int64_t one_tile_chunks = n_tiles == 1 ? (tile_positions(attn_tiles_[0]) + kAttnChunk - 1) / kAttnChunk : 0;
+  if (!trace_ && n_tiles == 1 && pool_.size() > 1 && one_tile_chunks > 1) {
+    // One tile over several chunks (a decoded token, a few drafted ones, at a long context): its KV heads'
+    // chunks are the tasks, then each head's combination. Slot g is KV head g's.
+    const AttnTile& tile = attn_tiles_[0];
+    std::vector<const float*> q(n_kv);
+    for (int g = 0; g < n_kv; ++g) q[g] = queries(tile, g, g);
+    pool_.parallel_for(n_kv * one_tile_chunks, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
-        const int64_t i = tasks - 1 - k;
-        task(attn_tiles_[i / n_kv], static_cast<int>(i % n_kv), thread);
+        const int g = static_cast<int>(k / one_tile_chunks);
+        chunk(tile, g, k % one_tile_chunks, q[g], g);
       }
     });
+    pool_.parallel_for(n_kv, 1, [&](int64_t b, int64_t e, int thread) {
+      for (int64_t g = b; g < e; ++g) combine(tile, static_cast<int>(g), static_cast<int>(g), thread);
+    });
+  } else {
+    // A task: a tile and KV head g with its query heads g*group .. (g+1)*group - 1 (adjacent in q_ and att_),
+    // chunk after chunk in the thread's slot. The tile's queries are scored in one pass over the K rows, up to
+    // the tile's longest context (each query then uses only its own positions), and its tokens' mixes run
+    // back to back: a long prompt reads each head's K and V rows from L2 once per tile instead of from memory
+    // once per token. Every value is the one for that query alone, so tiling changes no bit. eval() forms the
+    // tiles (attn_tiles_) once for all layers.
+    auto task = [&](const AttnTile& tile, int g, int thread) {
+      const float* q = queries(tile, g, thread);
+      const int64_t chunks = (tile_positions(tile) + kAttnChunk - 1) / kAttnChunk;
+      for (int64_t c = 0; c < chunks; ++c) chunk(tile, g, c, q, thread);
+      combine(tile, g, thread, thread);
+    };
+    if (trace_) {  // the trace sink sees rows in order, from one thread
+      for (const AttnTile& tile : attn_tiles_)
+        for (int g = 0; g < n_kv; ++g) task(tile, g, 0);
+    } else {
+      // Last tiles first: in a prompt they attend to the most positions, so handing them out first leaves
+      // the cheap tasks to even out the threads' finishing times.
+      const int64_t tasks = n_tiles * n_kv;
+      int64_t work = 0;  // multiply-adds of the scores and mixes
+      for (const BatchToken& b : batch) work += 2 * int64_t(b.pos + 1) * qd;
+      pool_.parallel_for(tasks, grain_for(tasks, work / tasks, 1), [&](int64_t b, int64_t e, int thread) {
+        for (int64_t k = b; k < e; ++k) {
+          const int64_t i = tasks - 1 - k;
+          task(attn_tiles_[i / n_kv], static_cast<int>(i % n_kv), thread);
+        }
+      });
+    }
   }
   emit("kqv_out", l, att_.data(), T, qd);
 }

@@ -99,8 +99,17 @@ class Forward {
     int32_t t0, t1;  // batch tokens [t0, t1), all of one sequence
   };
   std::vector<AttnTile> attn_tiles_;  // of the batch in eval(), formed once for all layers
-  ScratchVector<float> scores_;  // [n_threads][kAttnTile][query heads per KV head][n_ctx] attention weights
-  ScratchVector<float> q_tile_;  // [n_threads][kAttnTile][query heads per KV head][head_dim] gathered queries
+  // Attention runs over chunks of kAttnChunk positions (attention()); scratch in slots, one per thread or per KV
+  // head, each of kAttnTile * (query heads per KV head) rows.
+  static constexpr int64_t kAttnChunk = 256;
+  int64_t attn_chunks_ = 0;          // chunks of a full context
+  ScratchVector<float> scores_;      // [slot][row][n_ctx] scores, then exps
+  ScratchVector<float> q_tile_;      // [slot][row][head_dim] a tile's gathered queries
+  ScratchVector<float> part_max_;    // [slot][chunk][row] the chunk's largest score
+  ScratchVector<double> part_sum_;   // [slot][chunk][row] the sum of its exps
+  ScratchVector<float> part_mix_;    // [slot][chunk][row][head_dim] its exps times its V rows
+  ScratchVector<float> chunk_scale_;  // [thread][chunk] exp(m_c - M) while combining
+  std::vector<float> trace_kq_;      // [row][n_ctx] a traced tile's scaled scores
   ScratchVector<float> rope_cos_, rope_sin_;  // [max_batch][rope_dim/2]
   std::vector<Prefetch> ahead_;  // layer(): what the attention's steps read after the q/k/v product
 };
