@@ -261,11 +261,16 @@ inline __m512 dot_lanes16_fixed(const __m512 k[HD / 16], const float* q) {
   return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));  // steps 32, 16
 }
 
+// Elements 16i .. 16i + 15 of a row, as floats.
+template <bool F16>
+inline __m512 load_chunk16(const uint8_t* row, int i) {
+  return F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
+             : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
+}
+
 template <bool F16, int HD>
 inline void load_row_fixed(const uint8_t* row, __m512 k[HD / 16]) {
-  for (int i = 0; i < HD / 16; ++i)
-    k[i] = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
-               : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
+  for (int i = 0; i < HD / 16; ++i) k[i] = load_chunk16<F16>(row, i);
 }
 
 // Rows of exactly HD elements, 16 at a time, with QP queries held in registers (score_pass): each row is
@@ -320,8 +325,7 @@ inline void score_pass(const uint8_t* rows, int64_t stride, int64_t j, int64_t n
     for (int g = 0; g < QP; ++g)
       for (int u = 0; u < 4; ++u) acc[g][u] = _mm512_setzero_ps();
     for (int i = 0; i < C; ++i) {
-      const __m512 k = F16 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i))
-                           : _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * i);
+      const __m512 k = load_chunk16<F16>(row, i);
       for (int g = 0; g < QP; ++g) acc[g][i % 4] = _mm512_fmadd_ps(k, qr[g][i], acc[g][i % 4]);
     }
     for (int g = 0; g < QP; ++g)

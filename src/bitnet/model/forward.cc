@@ -572,14 +572,17 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
       }
     }
   };
-  // A tile's queries for KV head g, gathered into q_tile_'s slot when the tile has several tokens.
+  // A tile's queries for KV head g, [token][head][hd]: in q_ for one token, else in q_tile_'s slot, where
+  // gather_queries puts them.
   auto queries = [&](const AttnTile& tile, int g, int slot) -> const float* {
-    const int32_t nt = tile.t1 - tile.t0;
-    if (nt == 1) return &q_[tile.t0 * qd + int64_t(g) * group * hd];
-    float* qt = &q_tile_[size_t(slot) * rows_max * hd];
-    for (int32_t u = 0; u < nt; ++u)
-      std::copy_n(&q_[(tile.t0 + u) * qd + int64_t(g) * group * hd], group * hd, qt + int64_t(u) * group * hd);
-    return qt;
+    if (tile.t1 - tile.t0 == 1) return &q_[tile.t0 * qd + int64_t(g) * group * hd];
+    return &q_tile_[size_t(slot) * rows_max * hd];
+  };
+  auto gather_queries = [&](const AttnTile& tile, int g, int slot) {
+    if (tile.t1 - tile.t0 == 1) return;
+    for (int32_t u = 0; u < tile.t1 - tile.t0; ++u)
+      std::copy_n(&q_[(tile.t0 + u) * qd + int64_t(g) * group * hd], group * hd,
+                  &q_tile_[(size_t(slot) * rows_max + size_t(u) * group) * hd]);
   };
 
   const int64_t n_tiles = static_cast<int64_t>(attn_tiles_.size());
@@ -588,12 +591,11 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     // One tile over several chunks (a decoded token, a few drafted ones, at a long context): its KV heads'
     // chunks are the tasks, then each head's combination. Slot g is KV head g's.
     const AttnTile& tile = attn_tiles_[0];
-    std::vector<const float*> q(n_kv);
-    for (int g = 0; g < n_kv; ++g) q[g] = queries(tile, g, g);
+    for (int g = 0; g < n_kv; ++g) gather_queries(tile, g, g);
     pool_.parallel_for(n_kv * one_tile_chunks, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
         const int g = static_cast<int>(k / one_tile_chunks);
-        chunk(tile, g, k % one_tile_chunks, q[g], g);
+        chunk(tile, g, k % one_tile_chunks, queries(tile, g, g), g);
       }
     });
     pool_.parallel_for(n_kv, 1, [&](int64_t b, int64_t e, int thread) {
@@ -607,6 +609,7 @@ void Forward::attention(int l, const std::vector<BatchToken>& batch) {
     // once per token. Every value is the one for that query alone, so tiling changes no bit. eval() forms the
     // tiles (attn_tiles_) once for all layers.
     auto task = [&](const AttnTile& tile, int g, int thread) {
+      gather_queries(tile, g, thread);
       const float* q = queries(tile, g, thread);
       const int64_t chunks = (tile_positions(tile) + kAttnChunk - 1) / kAttnChunk;
       for (int64_t c = 0; c < chunks; ++c) chunk(tile, g, c, q, thread);
